@@ -1,0 +1,42 @@
+"""dpgraph: graph-native runtime for attention-based interatomic potentials.
+
+Import order matters: torch is imported first so that libc10 is loaded before
+the compiled extension, and the runtime torch is checked against the version
+the extension was built with.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__version__ = "0.1.0"
+ABI_VERSION = 1
+
+
+def _check_torch() -> None:
+    try:
+        from . import _build_info
+    except ImportError:  # running from a source tree without a build
+        return
+    built = _build_info.TORCH_VERSION
+    if torch.__version__ != built:
+        raise ImportError(
+            f"dpgraph was built against torch {built} but torch "
+            f"{torch.__version__} is installed. Reinstall torch=={built.split('+')[0]} "
+            "or rebuild dpgraph against this torch "
+            "(pip install --no-build-isolation .)."
+        )
+
+
+_check_torch()
+
+from .graph import NeighborGraph  # noqa: E402
+
+__all__ = ["NeighborGraph", "ABI_VERSION", "__version__", "load_package"]
+
+
+def load_package(path, device: str | None = None):
+    """Load an exported ``.pt2`` (see :func:`dpgraph.export.load_package`)."""
+    from .export.package import load_package as _load
+
+    return _load(path, device=device)

@@ -1,0 +1,27 @@
+"""Descriptors: per-node features computed from a NeighborGraph."""
+
+from .se_atten import SEMANTICS, DescrptSeAtten, DescrptSeAttenV2
+
+DESCRIPTORS = {
+    "se_atten": DescrptSeAtten,
+    "dpa1": DescrptSeAtten,
+    "se_atten_v2": DescrptSeAttenV2,
+}
+
+
+def build_descriptor(config: dict, ntypes: int, type_map=None):
+    """Build a descriptor from a deepmd-kit style ``descriptor`` config section."""
+    cfg = dict(config)
+    kind = cfg.pop("type", "se_atten")
+    if kind not in DESCRIPTORS:
+        raise ValueError(f"unknown descriptor type {kind!r}; supported: {sorted(DESCRIPTORS)}")
+    cfg.setdefault("ntypes", ntypes)
+    if type_map is not None:
+        cfg.setdefault("type_map", type_map)
+    try:
+        return DESCRIPTORS[kind](**cfg)
+    except TypeError as err:  # unknown keyword
+        raise ValueError(f"descriptor {kind!r}: {err}") from None
+
+
+__all__ = ["DESCRIPTORS", "SEMANTICS", "DescrptSeAtten", "DescrptSeAttenV2", "build_descriptor"]

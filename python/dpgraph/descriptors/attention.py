@@ -1,0 +1,183 @@
+"""Gated self-attention of se_atten (DPA1) over each center's neighbor edges.
+
+Notation: E edges sorted by center ``dst``; a center's incoming edges form its
+segment; ``m`` is a query edge, ``n`` a key edge of the same center. Given
+projected ``q, k`` (E, dk) (already normalized and scaled) and ``v`` (E, dv),
+the switch ``sw`` (E,) and unit vectors ``rhat`` (E, 3), deepmd-kit's layer is::
+
+    l_mn = q_m . k_n                                   (plain)
+    l_mn = (q_m . k_n + shift) sw_m sw_n - shift       (smooth)
+    a_mn = softmax_n(l_mn)                             (over the segment)
+    a_mn *= sw_m sw_n                                  (smooth)
+    a_mn *= rhat_m . rhat_n                            (dotr)
+    o_m  = sum_n a_mn v_n
+
+Two implementations with identical results:
+
+* :func:`attention_pairwise` materializes every (m, n) pair: memory grows with
+  ``P = sum(deg^2)``. It is the plain formula, kept as the test oracle.
+* :func:`attention_fused` is the production path, memory O(N * D * d) with D
+  the largest degree. It rewrites the layer exactly onto one call of
+  ``scaled_dot_product_attention`` per center (DESIGN.md section 3):
+  the smooth logit minus its row constant is ``q'.k'`` with
+  ``q' = [sw q, sw sqrt(shift)]``, ``k' = [sw k, sw sqrt(shift)]``; the
+  post-softmax ``sw_m`` scales the output row and ``sw_n`` folds into v; the
+  rank-3 ``rhat rhat^T`` gate becomes three value streams ``rhat_c v``.
+
+``n_phantom`` (N,) reproduces deepmd-kit's dense (sel-padded) layout in smooth
+mode: each padded slot adds ``exp(-shift)`` to the softmax denominator. The
+oracle adds them explicitly; the fused path adds one key per center with value
+0 and logit ``log(n_phantom)`` (q gets a constant component 1, that key the log).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..ops import segment_sum
+
+ATTN_SHIFT = 20.0  # deepmd-kit's attnw_shift
+
+
+# --------------------------------------------------------------------------- oracle
+def attention_pairwise(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    sw: torch.Tensor,
+    rhat: torch.Tensor,
+    dst: torch.Tensor,
+    edge_mask: torch.Tensor,
+    n_nodes: int,
+    smooth: bool,
+    dotr: bool,
+    n_phantom: torch.Tensor | None = None,
+    shift: float = ATTN_SHIFT,
+) -> torch.Tensor:
+    """Pair-materialized reference: (E, dk), (E, dk), (E, dv) -> (E, dv). Eager only."""
+    real = torch.nonzero(edge_mask)[:, 0]  # real edges, sorted by dst
+    d = dst[real]
+    deg = torch.bincount(d, minlength=n_nodes)
+    start = torch.cumsum(deg, 0) - deg
+    # pairs (m, n) of real edges with the same center, in compact numbering
+    per_query = deg[d]
+    pm = torch.repeat_interleave(torch.arange(real.numel(), device=dst.device), per_query)
+    row_start = torch.cumsum(per_query, 0) - per_query
+    pn = start[d[pm]] + torch.arange(pm.numel(), device=dst.device) - row_start[pm]
+    m, n = real[pm], real[pn]
+
+    logits = (q[m] * k[n]).sum(-1)
+    if smooth:
+        logits = (logits + shift) * sw[m] * sw[n] - shift
+    lmax = torch.full((q.shape[0],), -math.inf, dtype=q.dtype, device=q.device)
+    lmax = lmax.scatter_reduce(0, m, logits, "amax").detach()
+    ex = torch.exp(logits - lmax[m])
+    denom = segment_sum(ex, m, q.shape[0])
+    if smooth and n_phantom is not None:
+        denom = denom + n_phantom[dst].to(q.dtype) * torch.exp(-shift - lmax)
+    w = ex / denom[m]
+    if smooth:
+        w = w * sw[m] * sw[n]
+    if dotr:
+        w = w * (rhat[m] * rhat[n]).sum(-1)
+    return segment_sum(w[:, None] * v[n], m, q.shape[0])
+
+
+# --------------------------------------------------------------------------- fused
+def edge_slots(dst: torch.Tensor, edge_mask: torch.Tensor, n_nodes: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Place every real edge in a per-center padded layout.
+
+    Returns
+    -------
+    slot : (E,) int64, ``center * D + position``; masked edges get ``N * D`` (a trash slot)
+    deg : (N,) int64 number of real edges of each center
+    D : padded width, ``max(deg)`` but at least 2 (a SymInt under export)
+    """
+    maski = edge_mask.to(torch.int64)
+    deg = segment_sum(maski, dst, n_nodes)
+    # the trailing 0 keeps max() defined for a graph with no nodes
+    D = torch.cat([deg, deg.new_zeros(1)]).max().clamp(min=2).item()
+    torch._check(D >= 2)
+    torch._check(D <= dst.shape[0])
+    torch.ops.aten.sym_constrain_range_for_size.default(D, min=2)
+    start = torch.cumsum(deg, 0) - deg
+    rank = torch.cumsum(maski, 0) - 1  # position among real edges
+    pos = rank - start[dst]
+    slot = torch.where(edge_mask, dst * D + pos, torch.full_like(pos, n_nodes * D))
+    return slot, deg, D
+
+
+def _pad(x: torch.Tensor, slot: torch.Tensor, n_nodes: int, D: int) -> torch.Tensor:
+    """(E, d) edge rows -> (N, D, d) with zeros in empty slots."""
+    buf = x.new_zeros((n_nodes * D + 1, x.shape[1]))
+    buf = buf.index_put((slot,), x)  # masked edges all land in the trash row
+    return buf[: n_nodes * D].view(n_nodes, D, x.shape[1])
+
+
+def _unpad(y: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+    """(N, D, d) -> (E, d) rows at each edge's slot; the trash slot reads zeros."""
+    flat = y.reshape(-1, y.shape[-1])
+    flat = torch.cat([flat, flat.new_zeros((1, flat.shape[1]))], dim=0)
+    return flat[slot]
+
+
+def attention_fused(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    sw: torch.Tensor,
+    rhat: torch.Tensor,
+    dst: torch.Tensor,
+    edge_mask: torch.Tensor,
+    n_nodes: int,
+    smooth: bool,
+    dotr: bool,
+    n_phantom: torch.Tensor | None = None,
+    shift: float = ATTN_SHIFT,
+    slots: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+) -> torch.Tensor:
+    """Production attention: same contract as :func:`attention_pairwise`.
+
+    ``slots`` is the result of :func:`edge_slots`, shared across layers.
+    """
+    slot, deg, D = slots if slots is not None else edge_slots(dst, edge_mask, n_nodes)
+    swc = sw[:, None]
+    if smooth:
+        root = math.sqrt(shift)
+        q = torch.cat([q * swc, swc * root], dim=1)
+        k = torch.cat([k * swc, swc * root], dim=1)
+        v = v * swc
+    dv = v.shape[1]
+    if dotr:
+        v = torch.cat([rhat[:, 0:1] * v, rhat[:, 1:2] * v, rhat[:, 2:3] * v], dim=1)
+    use_phantom = smooth and n_phantom is not None
+    if use_phantom:
+        q = torch.cat([q, torch.ones_like(q[:, :1])], dim=1)
+        k = torch.cat([k, torch.zeros_like(k[:, :1])], dim=1)
+
+    qp, kp, vp = (_pad(t, slot, n_nodes, D) for t in (q, k, v))
+    key_ok = torch.arange(D, device=dst.device)[None, :] < deg[:, None]  # (N, D)
+    # a center without edges would be a fully masked row (NaN): open slot 0,
+    # whose zero query/key/value give a finite row that is never read back
+    key_ok = key_ok | ((torch.arange(D, device=dst.device)[None, :] == 0) & (deg[:, None] == 0))
+    if use_phantom:
+        nph = n_phantom.to(q.dtype)
+        has = nph > 0
+        log_n = torch.log(torch.where(has, nph, torch.ones_like(nph)))
+        ph_key = torch.zeros_like(kp[:, :1, :])
+        ph_key = torch.cat([ph_key[:, :, :-1], log_n[:, None, None]], dim=2)
+        kp = torch.cat([kp, ph_key], dim=1)
+        vp = torch.cat([vp, torch.zeros_like(vp[:, :1, :])], dim=1)
+        key_ok = torch.cat([key_ok, has[:, None]], dim=1)
+    out = F.scaled_dot_product_attention(
+        qp[:, None], kp[:, None], vp[:, None], attn_mask=key_ok[:, None, None, :], scale=1.0
+    )[:, 0]
+    o = _unpad(out, slot)
+    if dotr:
+        o = rhat[:, 0:1] * o[:, :dv] + rhat[:, 1:2] * o[:, dv : 2 * dv] + rhat[:, 2:3] * o[:, 2 * dv :]
+    if smooth:
+        o = o * swc
+    return torch.where(edge_mask[:, None], o, torch.zeros_like(o))

@@ -1,0 +1,70 @@
+"""Parameterized attention layers of se_atten (deepmd-kit's NeighborGatedAttention).
+
+Each layer maps edge features ``G`` (E, ng) to ``LayerNorm(G + out_proj(A(G)))``
+where ``A`` is the gated attention of :mod:`.attention` over each center's
+edges; q, k, v come from one ``in_proj`` (ng -> 3 * attn), single head.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..nn import DenseLayer, LayerNorm
+from .attention import attention_fused, attention_pairwise
+
+IMPLEMENTATIONS = ("fused", "pairwise")
+
+
+class GatedAttentionLayer(nn.Module):
+    """Single-head gated attention: (E, ng) -> (E, ng)."""
+
+    def __init__(
+        self,
+        embed_dim: int,
+        hidden_dim: int,
+        dotr: bool,
+        smooth: bool,
+        normalize: bool = True,
+        scaling_factor: float = 1.0,
+        temperature: float | None = None,
+        dtype: torch.dtype = torch.float64,
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.dotr, self.smooth, self.normalize = dotr, smooth, normalize
+        # deepmd-kit: scaling = temperature if given, else (head_dim * scaling_factor) ** -0.5
+        self.scaling = float(temperature) if temperature is not None else (hidden_dim * scaling_factor) ** -0.5
+        self.in_proj = DenseLayer(embed_dim, 3 * hidden_dim, None, True, False, False, dtype, generator)
+        self.out_proj = DenseLayer(hidden_dim, embed_dim, None, True, False, False, dtype, generator)
+
+    def forward(self, x, sw, rhat, dst, edge_mask, n_nodes, n_phantom=None, impl="fused", slots=None):
+        q, k, v = self.in_proj(x).chunk(3, dim=-1)
+        if self.normalize:
+            q, k, v = (F.normalize(t, dim=-1) for t in (q, k, v))
+        q = q * self.scaling
+        args = (q, k, v, sw, rhat, dst, edge_mask, n_nodes, self.smooth, self.dotr, n_phantom)
+        if impl == "fused":
+            o = attention_fused(*args, slots=slots)
+        elif impl == "pairwise":
+            o = attention_pairwise(*args)
+        else:
+            raise ValueError(f"unknown attention implementation {impl!r}; use one of {IMPLEMENTATIONS}")
+        return self.out_proj(o)
+
+
+class NeighborGatedAttentionLayer(nn.Module):
+    """Residual + LayerNorm around :class:`GatedAttentionLayer`."""
+
+    def __init__(self, embed_dim, hidden_dim, dotr, smooth, normalize, scaling_factor, temperature,
+                 trainable_ln, ln_eps, dtype, generator):
+        super().__init__()
+        self.attention_layer = GatedAttentionLayer(
+            embed_dim, hidden_dim, dotr, smooth, normalize, scaling_factor, temperature, dtype, generator
+        )
+        self.attn_layer_norm = LayerNorm(embed_dim, ln_eps, trainable_ln, dtype)
+
+    def forward(self, x, *args, **kwargs):
+        return self.attn_layer_norm(x + self.attention_layer(x, *args, **kwargs))

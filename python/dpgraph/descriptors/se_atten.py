@@ -1,0 +1,252 @@
+"""Graph-native se_atten / DPA1 descriptor (and the se_atten_v2 preset).
+
+Inputs are NeighborGraph edges; there is no (nloc, sel) padding. Per edge e
+(center ``dst``, neighbor ``src``, types ``t_c``, ``t_n``):
+
+1. ``R_e = (env_e - davg[t_c]) / dstd[t_c]`` (E, 4), the normalized environment
+   row ``[s, s x/r, s y/r, s z/r]``; zero on masked / excluded edges.
+2. ``G_e`` (E, ng): embedding net of ``[s, tebd[t_n], tebd[t_c]]`` ("concat"),
+   or ``g(s) * (1 + h(tebd[t_n], tebd[t_c]) * sw)`` ("strip").
+3. ``attn_layer`` gated self-attention layers over each center's edges.
+4. ``X_c = (1/nnei) sum_e R_e^T G_e`` (4, ng); ``D_c = X_c^T X_c[:, :axis]``
+   (ng, axis), flattened, optionally followed by the center's type embedding.
+
+Output: (N, ng * axis_neuron [+ tebd_dim]) in the descriptor's precision.
+
+Semantics (``semantics``): ``"carry-all"`` (default) attends over every
+neighbor within rcut; ``"dense"`` reproduces deepmd-kit's sel-padded route
+(nearest ``nnei`` neighbors, padded slots in the smooth softmax).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..nn import EmbeddingNet, TypeEmbedNet, resolve_precision
+from ..ops import segment_sum
+from .attention import edge_slots
+from .attention_layers import IMPLEMENTATIONS, NeighborGatedAttentionLayer
+from .dense_compat import nearest_k_mask, phantom_count
+from .env import edge_env_mat, safe_edge_vec
+
+SEMANTICS = ("carry-all", "dense")
+
+
+def _refuse(cond: bool, msg: str) -> None:
+    if cond:
+        raise ValueError(msg)
+
+
+class DescrptSeAtten(nn.Module):
+    """se_atten / DPA1 descriptor; arguments as deepmd-kit's ``DescrptDPA1``.
+
+    Extra dpgraph arguments: ``semantics`` ("carry-all" | "dense") and
+    ``attention_impl`` ("fused" production path | "pairwise" test oracle).
+    """
+
+    def __init__(
+        self,
+        rcut: float,
+        rcut_smth: float,
+        sel: Sequence[int] | int,
+        ntypes: int,
+        neuron: Sequence[int] = (25, 50, 100),
+        axis_neuron: int = 8,
+        tebd_dim: int = 8,
+        tebd_input_mode: str = "concat",
+        resnet_dt: bool = False,
+        trainable: bool = True,
+        type_one_side: bool = False,
+        attn: int = 128,
+        attn_layer: int = 2,
+        attn_dotr: bool = True,
+        attn_mask: bool = False,
+        exclude_types: Sequence[Sequence[int]] = (),
+        env_protection: float = 0.0,
+        set_davg_zero: bool = False,
+        activation_function: str = "tanh",
+        precision: str = "default",
+        scaling_factor: float = 1.0,
+        normalize: bool = True,
+        temperature: float | None = None,
+        trainable_ln: bool = True,
+        ln_eps: float | None = 1e-5,
+        smooth_type_embedding: bool = True,
+        concat_output_tebd: bool = True,
+        spin=None,
+        stripped_type_embedding: bool | None = None,
+        use_econf_tebd: bool = False,
+        use_tebd_bias: bool = False,
+        type_map: Sequence[str] | None = None,
+        seed: int | Sequence[int] | None = None,
+        semantics: str = "carry-all",
+        attention_impl: str = "fused",
+    ):
+        super().__init__()
+        _refuse(attn_mask, "attn_mask=True is not supported (deepmd-kit implements only False); set attn_mask to False")
+        _refuse(spin is not None, "spin is not supported by se_atten (deepmd-kit neither); remove the 'spin' argument")
+        _refuse(
+            use_econf_tebd,
+            "use_econf_tebd=True is not supported: dpgraph has no electronic-configuration table; "
+            "set use_econf_tebd to False",
+        )
+        _refuse(not rcut > rcut_smth >= 0.0, f"need 0 <= rcut_smth < rcut, got rcut_smth={rcut_smth}, rcut={rcut}")
+        _refuse(ntypes < 1, f"ntypes must be >= 1, got {ntypes}")
+        _refuse(attn_layer < 0, f"attn_layer must be >= 0, got {attn_layer}")
+        _refuse(semantics not in SEMANTICS, f"semantics must be one of {SEMANTICS}, got {semantics!r}")
+        _refuse(attention_impl not in IMPLEMENTATIONS, f"attention_impl must be one of {IMPLEMENTATIONS}")
+        if stripped_type_embedding is not None:  # deprecated deepmd-kit alias
+            tebd_input_mode = "strip" if stripped_type_embedding else "concat"
+        _refuse(
+            tebd_input_mode not in ("concat", "strip"),
+            f"tebd_input_mode must be 'concat' or 'strip', got {tebd_input_mode!r}",
+        )
+        if type_map is not None:
+            _refuse(len(type_map) != ntypes, f"type_map has {len(type_map)} names but ntypes={ntypes}")
+        for pair in exclude_types:
+            _refuse(
+                len(pair) != 2 or not all(0 <= int(t) < ntypes for t in pair),
+                f"exclude_types entry {pair!r} must be a pair of type indices in [0, {ntypes})",
+            )
+
+        self.rcut, self.rcut_smth = float(rcut), float(rcut_smth)
+        self.sel = [int(sel)] if isinstance(sel, int) else [int(s) for s in sel]
+        self.nnei = sum(self.sel)
+        self.ntypes = ntypes
+        self.neuron = list(neuron)
+        self.ng = self.neuron[-1]
+        self.axis_neuron = axis_neuron
+        _refuse(axis_neuron > self.ng, f"axis_neuron={axis_neuron} exceeds the last embedding width {self.ng}")
+        self.tebd_dim = tebd_dim
+        self.tebd_input_mode = tebd_input_mode
+        self.type_one_side = type_one_side
+        self.attn_layer = attn_layer
+        self.smooth = smooth_type_embedding
+        self.concat_output_tebd = concat_output_tebd
+        self.env_protection = float(env_protection)
+        self.set_davg_zero = set_davg_zero
+        self.semantics = semantics
+        self.attention_impl = attention_impl
+        self.type_map = list(type_map) if type_map is not None else None
+        self.dtype = resolve_precision(precision)
+
+        gen = torch.Generator().manual_seed(_seed_int(seed)) if seed is not None else None
+        dt = self.dtype
+        self.type_embedding = TypeEmbedNet(ntypes, tebd_dim, use_tebd_bias, dt, gen)
+        tebd_in = tebd_dim if type_one_side else 2 * tebd_dim
+        embd_in = 1 + tebd_in if tebd_input_mode == "concat" else 1
+        self.embeddings = EmbeddingNet(embd_in, self.neuron, activation_function, resnet_dt, True, dt, gen)
+        self.embeddings_strip = (
+            EmbeddingNet(tebd_in, self.neuron, activation_function, resnet_dt, True, dt, gen)
+            if tebd_input_mode == "strip"
+            else None
+        )
+        eps = 1e-5 if ln_eps is None else float(ln_eps)
+        self.attention_layers = nn.ModuleList(
+            NeighborGatedAttentionLayer(
+                self.ng, attn, attn_dotr, self.smooth, normalize, scaling_factor, temperature,
+                trainable_ln, eps, dt, gen,
+            )
+            for _ in range(attn_layer)
+        )
+        self.register_buffer("davg", torch.zeros(ntypes, 4, dtype=dt))
+        self.register_buffer("dstd", torch.ones(ntypes, 4, dtype=dt))
+        excl = torch.zeros(ntypes, ntypes, dtype=torch.bool)
+        for a, b in exclude_types:
+            excl[int(a), int(b)] = excl[int(b), int(a)] = True
+        self.register_buffer("exclude_table", excl.reshape(-1))
+        self.has_exclude = bool(excl.any())
+        if not trainable:
+            for p in self.parameters():
+                p.requires_grad_(False)
+
+    # ----------------------------------------------------------------- shapes
+    @property
+    def dim_out(self) -> int:
+        return self.ng * self.axis_neuron + (self.tebd_dim if self.concat_output_tebd else 0)
+
+    # ---------------------------------------------------------------- forward
+    def edge_mask_effective(self, atype, src, dst, edge_vec, edge_mask) -> torch.Tensor:
+        """(E,) bool: real edges inside rcut that survive exclusion (and dense truncation)."""
+        n = atype.shape[0]
+        r = torch.linalg.vector_norm(safe_edge_vec(edge_vec, edge_mask), dim=-1)
+        mask = edge_mask & (r < self.rcut)
+        if self.semantics == "dense":
+            mask = nearest_k_mask(r, dst, mask, n, self.nnei)
+        if self.has_exclude:
+            pair = atype[dst] * self.ntypes + atype[src]
+            mask = mask & ~self.exclude_table[pair]
+        return mask
+
+    def forward(self, atype, src, dst, edge_vec, edge_mask) -> torch.Tensor:
+        """(N,), (E,), (E,), (E, 3), (E,) -> descriptor (N, dim_out)."""
+        n = atype.shape[0]
+        ev = edge_vec.to(self.dtype)
+        mask = self.edge_mask_effective(atype, src, dst, ev, edge_mask)
+        tc, tn = atype[dst], atype[src]
+        env, sw = edge_env_mat(ev, mask, self.rcut, self.rcut_smth, self.env_protection)
+        rr = torch.where(mask[:, None], (env - self.davg[tc]) / self.dstd[tc], torch.zeros_like(env))
+        tebd = self.type_embedding()  # (ntypes + 1, tebd_dim)
+        gg = self._edge_embedding(rr[:, :1], sw, tc, tn, tebd)
+        if self.attn_layer > 0:
+            gg = self._attention(gg, rr, sw, dst, mask, n)
+        xyz = segment_sum((rr[:, :, None] * gg[:, None, :]).reshape(-1, 4 * self.ng), dst, n)
+        xyz = xyz.view(n, 4, self.ng) / self.nnei
+        d = torch.matmul(xyz.transpose(1, 2), xyz[:, :, : self.axis_neuron]).reshape(n, -1)
+        if self.concat_output_tebd:
+            d = torch.cat([d, tebd[atype]], dim=-1)
+        return d
+
+    def _edge_embedding(self, ss, sw, tc, tn, tebd) -> torch.Tensor:
+        """(E, 1) normalized s -> G (E, ng)."""
+        if self.tebd_input_mode == "concat":
+            parts = [ss, tebd[tn]] if self.type_one_side else [ss, tebd[tn], tebd[tc]]
+            return self.embeddings(torch.cat(parts, dim=-1))
+        gg_s = self.embeddings(ss)
+        nt1 = self.ntypes + 1
+        if self.type_one_side:
+            gg_t = self.embeddings_strip(tebd)[tn]
+        else:
+            nei = tebd[None, :, :].expand(nt1, nt1, -1)
+            cen = tebd[:, None, :].expand(nt1, nt1, -1)
+            table = self.embeddings_strip(torch.cat([nei, cen], dim=-1).reshape(nt1 * nt1, -1))
+            gg_t = table[tc * nt1 + tn]
+        if self.smooth:
+            gg_t = gg_t * sw[:, None]
+        return gg_s * gg_t + gg_s
+
+    def _attention(self, gg, rr, sw, dst, mask, n) -> torch.Tensor:
+        xyz = torch.where(mask[:, None], rr[:, 1:4], torch.ones_like(rr[:, 1:4]))
+        rhat = torch.where(mask[:, None], F.normalize(xyz, dim=-1), torch.zeros_like(xyz))
+        n_phantom = phantom_count(dst, mask, n, self.nnei) if self.semantics == "dense" else None
+        slots = edge_slots(dst, mask, n) if self.attention_impl == "fused" else None
+        for layer in self.attention_layers:
+            gg = layer(gg, sw, rhat, dst, mask, n, n_phantom, impl=self.attention_impl, slots=slots)
+        return gg
+
+
+class DescrptSeAttenV2(DescrptSeAtten):
+    """se_atten_v2: the ``tebd_input_mode="strip"``, ``smooth_type_embedding=True`` preset."""
+
+    def __init__(self, *args, tebd_input_mode: str = "strip", smooth_type_embedding: bool = True, **kwargs):
+        _refuse(
+            tebd_input_mode != "strip" or not smooth_type_embedding,
+            "se_atten_v2 is the strip + smooth preset of se_atten; use descriptor type 'se_atten' "
+            "to choose tebd_input_mode / smooth_type_embedding freely",
+        )
+        kwargs.pop("stripped_type_embedding", None)
+        super().__init__(*args, tebd_input_mode="strip", smooth_type_embedding=True, **kwargs)
+
+
+def _seed_int(seed) -> int:
+    if isinstance(seed, (list, tuple)):
+        acc = 0
+        for s in seed:
+            acc = (acc * 1_000_003 + int(s)) % (2**63)
+        return acc
+    return int(seed)
+

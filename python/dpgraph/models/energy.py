@@ -1,0 +1,90 @@
+"""Energy model: NeighborGraph -> energy, forces and virials (DESIGN.md section 2).
+
+One backward pass w.r.t. ``edge_vec`` gives ``g_e = dE/d edge_vec_e`` (eV/Å)::
+
+    F_k        = sum_{dst(e)=k} g_e - sum_{src(e)=k} g_e            (eV/Å)
+    W_e[a, b]  = -g_e[a] * edge_vec_e[b]                            (eV)
+    virial     = sum_e W_e  (per frame)        atom_virial[src(e)] += W_e
+
+``W`` follows deepmd-kit's ``force (x) coord`` index order (row = gradient
+component); it is symmetric after summation for a rotation-invariant model.
+Per-edge virials are attributed entirely to the neighbor ``src``, as in
+deepmd-kit's graph route. Only owned nodes contribute energy; ghost nodes
+report zero atom energy and carry reaction forces.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..ops import segment_sum
+
+OUTPUTS = ("energy", "atom_energy", "force", "virial", "atom_virial")
+
+
+def node_frames(n_node: torch.Tensor, n_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N,) frame index and (N,) bool owned flag of every node."""
+    ends = torch.cumsum(n_node[:, 0], 0)
+    idx = torch.arange(n_nodes, device=n_node.device)
+    frame = torch.searchsorted(ends, idx, right=True)
+    local = idx - (ends - n_node[:, 0])[frame]
+    return frame, local < n_node[:, 1][frame]
+
+
+class EnergyModel(nn.Module):
+    """Descriptor + fitting -> the five ABI outputs.
+
+    ``out_bias`` (ntypes,) eV is added to every atom energy (deepmd-kit's
+    output statistics); the fitting's ``bias_atom_e`` is separate and trainable.
+    """
+
+    def __init__(self, descriptor: nn.Module, fitting: nn.Module, type_map, dtype: torch.dtype):
+        super().__init__()
+        self.descriptor = descriptor
+        self.fitting = fitting
+        self.type_map = list(type_map)
+        self.ntypes = len(self.type_map)
+        self.dtype = dtype
+        self.register_buffer("out_bias", torch.zeros(self.ntypes, dtype=dtype))
+        self.config: dict = {}
+
+    @property
+    def rcut(self) -> float:
+        return self.descriptor.rcut
+
+    def atom_energy(self, atype, n_node, edge_index, edge_vec, edge_mask) -> torch.Tensor:
+        """(N,) energy of each node in the model dtype, zero on ghost nodes."""
+        desc = self.descriptor(atype, edge_index[0], edge_index[1], edge_vec, edge_mask)
+        e = self.fitting(desc, atype).to(self.dtype) + self.out_bias[atype]
+        _, owned = node_frames(n_node, atype.shape[0])
+        return torch.where(owned, e, torch.zeros_like(e))
+
+    def forward(self, atype, n_node, edge_index, edge_vec, edge_mask, create_graph: bool = False):
+        """The five NeighborGraph tensors -> (energy (nf,), atom_energy (N,),
+        force (N, 3), virial (nf, 9), atom_virial (N, 9)), all in the model dtype.
+
+        ``create_graph=True`` keeps the graph of the forces (training on forces).
+        """
+        n, nf = atype.shape[0], n_node.shape[0]
+        src, dst = edge_index[0], edge_index[1]
+        with torch.enable_grad():
+            ev = edge_vec.to(self.dtype)
+            if not ev.requires_grad:
+                ev = ev.detach().requires_grad_(True)
+            atom_e = self.atom_energy(atype, n_node, edge_index, ev, edge_mask)
+            (g,) = torch.autograd.grad(atom_e.sum(), ev, create_graph=create_graph)
+        if not create_graph:
+            atom_e, g, ev = atom_e.detach(), g.detach(), ev.detach()
+        g = torch.where(edge_mask[:, None], g, torch.zeros_like(g))
+        frame, _ = node_frames(n_node, n)
+        energy = segment_sum(atom_e, frame, nf)
+        force = segment_sum(g, dst, n) - segment_sum(g, src, n)
+        w = (-g[:, :, None] * ev[:, None, :]).reshape(-1, 9)
+        virial = segment_sum(w, frame[dst], nf)
+        atom_virial = segment_sum(w, src, n)
+        return energy, atom_e, force, virial, atom_virial
+
+    def evaluate(self, graph, create_graph: bool = False) -> dict[str, torch.Tensor]:
+        """Run on a :class:`~dpgraph.graph.NeighborGraph`; returns a dict by output name."""
+        return dict(zip(OUTPUTS, self(*graph.as_tuple(), create_graph=create_graph)))
