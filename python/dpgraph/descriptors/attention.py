@@ -150,34 +150,46 @@ def attention_fused(
         q = torch.cat([q * swc, swc * root], dim=1)
         k = torch.cat([k * swc, swc * root], dim=1)
         v = v * swc
-    dv = v.shape[1]
-    if dotr:
-        v = torch.cat([rhat[:, 0:1] * v, rhat[:, 1:2] * v, rhat[:, 2:3] * v], dim=1)
     use_phantom = smooth and n_phantom is not None
     if use_phantom:
         q = torch.cat([q, torch.ones_like(q[:, :1])], dim=1)
         k = torch.cat([k, torch.zeros_like(k[:, :1])], dim=1)
-
-    qp, kp, vp = (_pad(t, slot, n_nodes, D) for t in (q, k, v))
-    key_ok = torch.arange(D, device=dst.device)[None, :] < deg[:, None]  # (N, D)
+    # the fused CPU kernel needs equal q/k and v widths: zero-pad the narrower
+    dv, dq = v.shape[1], q.shape[1]
+    width = max(dv, dq)
+    q, k = F.pad(q, (0, width - dq)), F.pad(k, (0, width - dq))
+    v = F.pad(v, (0, width - dv))
+    # value streams as heads: rhat_c * v for c = x, y, z (dotr) or v alone
+    streams = 3 if dotr else 1
+    if dotr:
+        v = torch.stack([rhat[:, 0:1] * v, rhat[:, 1:2] * v, rhat[:, 2:3] * v], dim=1)  # (E, 3, w)
+    else:
+        v = v[:, None, :]
+    qp = _pad(q, slot, n_nodes, D)[:, None].expand(-1, streams, -1, -1)
+    kp = _pad(k, slot, n_nodes, D)[:, None].expand(-1, streams, -1, -1)
+    vp = _pad(v.reshape(v.shape[0], streams * width), slot, n_nodes, D)
+    vp = vp.view(n_nodes, D, streams, width).transpose(1, 2)  # (N, S, D, w)
+    ar = torch.arange(D, device=dst.device)[None, :]
+    key_ok = ar < deg[:, None]  # (N, D)
     # a center without edges would be a fully masked row (NaN): open slot 0,
     # whose zero query/key/value give a finite row that is never read back
-    key_ok = key_ok | ((torch.arange(D, device=dst.device)[None, :] == 0) & (deg[:, None] == 0))
+    key_ok = key_ok | ((ar == 0) & (deg[:, None] == 0))
     if use_phantom:
         nph = n_phantom.to(q.dtype)
         has = nph > 0
         log_n = torch.log(torch.where(has, nph, torch.ones_like(nph)))
-        ph_key = torch.zeros_like(kp[:, :1, :])
-        ph_key = torch.cat([ph_key[:, :, :-1], log_n[:, None, None]], dim=2)
-        kp = torch.cat([kp, ph_key], dim=1)
-        vp = torch.cat([vp, torch.zeros_like(vp[:, :1, :])], dim=1)
+        # phantom key: zero except log(n_phantom) in the slot where q holds 1
+        ph = F.pad(log_n[:, None], (dq - 1, width - dq))  # (N, w)
+        kp = torch.cat([kp, ph[:, None, None, :].expand(-1, streams, 1, -1)], dim=2)
+        vp = torch.cat([vp, torch.zeros_like(vp[:, :, :1, :])], dim=2)
         key_ok = torch.cat([key_ok, has[:, None]], dim=1)
-    out = F.scaled_dot_product_attention(
-        qp[:, None], kp[:, None], vp[:, None], attn_mask=key_ok[:, None, None, :], scale=1.0
-    )[:, 0]
-    o = _unpad(out, slot)
+    out = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=key_ok[:, None, None, :], scale=1.0)
+    out = out.transpose(1, 2).reshape(n_nodes, D, streams * width)  # (N, D, S*w)
+    o = _unpad(out, slot).view(-1, streams, width)[:, :, :dv]
     if dotr:
-        o = rhat[:, 0:1] * o[:, :dv] + rhat[:, 1:2] * o[:, dv : 2 * dv] + rhat[:, 2:3] * o[:, 2 * dv :]
+        o = (rhat[:, :, None] * o).sum(1)
+    else:
+        o = o[:, 0]
     if smooth:
         o = o * swc
     return torch.where(edge_mask[:, None], o, torch.zeros_like(o))

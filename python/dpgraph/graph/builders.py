@@ -59,11 +59,12 @@ def _normalize(coords, atype, cell, pbc):
     device = coords.device
 
     atype = _as_tensor(atype, device).to(torch.int64)
+    given = tuple(atype.shape)
     if atype.dim() == 1:
         atype = atype.unsqueeze(0).expand(nf, -1)
     if tuple(atype.shape) != (nf, n):
         raise ValueError(
-            f"atype has shape {tuple(atype.shape)} but coords has {n} atoms in {nf} frame(s); "
+            f"atype has shape {given} but coords has {n} atoms in {nf} frame(s); "
             f"pass atype as ({n},) or ({nf}, {n})"
         )
 
@@ -111,7 +112,13 @@ def perpendicular_widths(cell: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------- ordering
 def sort_edges(src: torch.Tensor, dst: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
     """(E,) permutation ordering edges by dst, then src, distance, vx, vy, vz (deterministic)."""
-    keys = [dst, src, torch.linalg.vector_norm(vec, dim=1), vec[:, 0], vec[:, 1], vec[:, 2]]
+    if dst.numel() == 0:
+        return torch.zeros(0, dtype=torch.int64, device=dst.device)
+    pair = dst * (int(src.max()) + 1) + src
+    pair_sorted, perm = torch.sort(pair, stable=True)
+    if not bool((pair_sorted[1:] == pair_sorted[:-1]).any()):
+        return perm  # no pair repeats (no multiple images), so (dst, src) decides the order
+    keys = [pair, torch.linalg.vector_norm(vec, dim=1), vec[:, 0], vec[:, 1], vec[:, 2]]
     perm = torch.arange(dst.numel(), device=dst.device)
     for key in reversed(keys):  # least significant key first; stable sorts keep earlier order
         perm = perm[torch.sort(key[perm], stable=True).indices]
@@ -216,11 +223,15 @@ def _frame_edges(pos: torch.Tensor, cell, pbc, rcut: float, frame: int):
         dst, ext = _candidate_pairs(fe, n, lo, hi, rc_frac)
     else:
         dst = ext = torch.zeros(0, dtype=torch.int64, device=dev)
+    # coarse filter on the binned (wrapped) positions, with slack for rounding
+    cart = fe @ cell
+    near = ((cart[ext] - cart[dst]).square().sum(1) < (rcut * (1 + _MARGIN)) ** 2) & (ext != dst)
+    dst, ext = dst[near], ext[near]  # ext == dst is the atom itself at zero shift
+    # exact vectors from the input positions and integer lattice shifts
     src = owner[ext]
     vec = (pos[src] - pos[dst]) + (shift[ext] - k[dst]) @ cell
     r = torch.linalg.vector_norm(vec, dim=1)
-    keep = ext != dst  # the atom itself at zero shift
-    close = keep & (r < OVERLAP_TOL)
+    close = r < OVERLAP_TOL
     if bool(close.any()):
         e = int(torch.nonzero(close)[0, 0])
         i, j = int(dst[e]), int(src[e])
@@ -229,7 +240,7 @@ def _frame_edges(pos: torch.Tensor, cell, pbc, rcut: float, frame: int):
             f"overlapping atoms in frame {frame}: {what} are {float(r[e]):.3g} Å apart (< {OVERLAP_TOL} Å); "
             "remove duplicated atoms or fix the cell"
         )
-    keep &= r < rcut
+    keep = r < rcut
     return src[keep], dst[keep], vec[keep]
 
 

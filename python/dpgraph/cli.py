@@ -1,0 +1,112 @@
+"""The ``dpgraph`` command line.
+
+    dpgraph export MODEL -o model.pt2 [--portable] [--stats SYSTEM ...]
+    dpgraph info model.pt2
+    dpgraph demo [-o demo.pt2]
+
+MODEL is a JSON config (deepmd-kit's ``model`` section, or a whole input with
+a ``model`` key), a dpgraph checkpoint (``.pt``), or ``example`` for the
+built-in DPA1 water config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def _load_model(spec: str):
+    from .examples import example_config
+    from .models import build_model, load_model
+
+    if spec == "example":
+        return build_model(example_config())
+    return load_model(spec)
+
+
+def _stats_from_systems(model, systems: list[str]) -> None:
+    import torch
+
+    from .data import load_system
+    from .graph import build_graph
+    from .models import compute_descriptor_stats, compute_energy_bias
+
+    graphs, counts, energies = [], [], []
+    for path in systems:
+        sysm = load_system(path)
+        if sysm.type_map is not None:
+            remap = [model.type_map.index(sysm.type_map[t]) for t in range(len(sysm.type_map))]
+            atype = torch.tensor(remap)[torch.as_tensor(sysm.atype)]
+        else:
+            atype = torch.as_tensor(sysm.atype)
+        for f in range(min(sysm.n_frames, 10)):
+            cell = None if sysm.boxes is None else torch.as_tensor(sysm.boxes[f])
+            graphs.append(build_graph(torch.as_tensor(sysm.coords[f]), atype, cell=cell, rcut=model.rcut))
+            if sysm.energy is not None:
+                counts.append(torch.bincount(atype, minlength=model.ntypes).tolist())
+                energies.append(float(sysm.energy[f]))
+    compute_descriptor_stats(model.descriptor, graphs)
+    if energies:
+        bias = compute_energy_bias(counts, energies)
+        model.out_bias.copy_(torch.as_tensor(bias, dtype=model.dtype))
+
+
+def cmd_export(args) -> int:
+    from .export import export_model
+
+    model = _load_model(args.model)
+    if args.stats:
+        _stats_from_systems(model, args.stats)
+    t0 = time.perf_counter()
+    out = export_model(model, args.output, portable=args.portable, check=not args.no_check)
+    print(f"wrote {out} ({time.perf_counter() - t0:.1f} s; parity with eager checked: {not args.no_check})")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .export import read_metadata
+
+    meta = read_metadata(args.package)
+    for key in sorted(meta):
+        if key != "config":
+            print(f"{key:18s} {meta[key]}")
+    print("config", json.dumps(json.loads(meta.get("config", "{}")), indent=1))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.output, args.molecules)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dpgraph", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("export", help="compile a model to an AOTInductor .pt2 package")
+    p.add_argument("model", help="config .json, checkpoint .pt, or 'example'")
+    p.add_argument("-o", "--output", required=True, help="output .pt2 path")
+    p.add_argument("--portable", action="store_true", help="target AVX2 so the package runs on any x86-64 CPU")
+    p.add_argument("--no-check", action="store_true", help="skip the package-vs-eager parity check")
+    p.add_argument("--stats", nargs="+", metavar="SYSTEM", help="deepmd-kit npy systems for davg/dstd and energy bias")
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("info", help="print the metadata of a .pt2 package")
+    p.add_argument("package")
+    p.set_defaults(func=cmd_info)
+    p = sub.add_parser("demo", help="export the built-in example model and evaluate a water box")
+    p.add_argument("-o", "--output", default=None, help="where to keep the .pt2 (default: the cache)")
+    p.add_argument("--molecules", type=int, default=64)
+    p.set_defaults(func=cmd_demo)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"dpgraph: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

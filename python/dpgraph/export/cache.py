@@ -1,0 +1,55 @@
+"""Cache compiled packages: compiling takes tens of seconds, loading milliseconds.
+
+Key: the model's config and weights, the dpgraph sources that shape the
+compiled graph, torch version, device and target ISA. Location:
+``$DPGRAPH_CACHE`` or ``~/.cache/dpgraph``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .exporter import PORTABLE_ISA, export_model
+
+_SOURCE_DIRS = ("descriptors", "models", "nn", "ops", "export", "graph")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DPGRAPH_CACHE", Path.home() / ".cache" / "dpgraph"))
+
+
+def _sources_digest() -> str:
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for d in _SOURCE_DIRS:
+        for f in sorted((root / d).glob("*.py")):
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def model_key(model, portable: bool = False, device: str = "cpu") -> str:
+    """Hex digest identifying the compiled package of ``model``."""
+    h = hashlib.sha256()
+    h.update(json.dumps(model.config, sort_keys=True).encode())
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+    h.update(buf.getvalue())
+    isa = PORTABLE_ISA if portable else torch.backends.cpu.get_cpu_capability().lower()
+    h.update(f"{torch.__version__}|{device}|{isa}|{model.dtype}|{_sources_digest()}".encode())
+    return h.hexdigest()[:24]
+
+
+def cached_export(model, portable: bool = False, check: bool = True) -> Path:
+    """Path of ``model``'s package, compiling it on the first request only."""
+    path = cache_dir() / f"{model_key(model, portable)}.pt2"
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.pt2")
+        export_model(model, tmp, portable=portable, check=check)
+        os.replace(tmp, path)
+    return path
