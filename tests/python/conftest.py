@@ -1,0 +1,70 @@
+"""Shared fixtures: small model configs, graphs, and cached compiled packages."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from dpgraph.graph import build_graph
+from dpgraph.models import build_model, compute_descriptor_stats
+
+SMALL = {
+    "type_map": ["O", "H"],
+    "descriptor": {
+        "type": "se_atten",
+        "rcut": 4.0,
+        "rcut_smth": 0.5,
+        "sel": 40,
+        "neuron": [6, 12],
+        "axis_neuron": 4,
+        "tebd_dim": 5,
+        "attn": 8,
+        "attn_layer": 2,
+        "seed": 1,
+    },
+    "fitting_net": {"neuron": [12, 12], "seed": 2},
+}
+
+
+def small_config(**descriptor) -> dict:
+    cfg = copy.deepcopy(SMALL)
+    cfg["descriptor"].update(descriptor)
+    return cfg
+
+
+def random_system(n: int, box: float, seed: int = 0, ntypes: int = 2, min_dist: float = 0.8):
+    """Random periodic system with a minimum pair distance: coords (n, 3), atype, cell."""
+    gen = torch.Generator().manual_seed(seed)
+    pts = []
+    while len(pts) < n:
+        p = torch.rand(3, generator=gen, dtype=torch.float64) * box
+        ok = True
+        for q in pts:
+            d = p - q
+            d = d - box * torch.round(d / box)
+            if float(d.norm()) < min_dist:
+                ok = False
+                break
+        if ok:
+            pts.append(p)
+    coords = torch.stack(pts)
+    atype = torch.arange(n) % ntypes
+    return coords, atype, torch.eye(3, dtype=torch.float64) * box
+
+
+def make_model(cfg: dict, coords=None, atype=None, cell=None, scale_out: float = 1.0):
+    """Build a model; set descriptor statistics from one system if given."""
+    model = build_model(cfg)
+    if coords is not None:
+        compute_descriptor_stats(model.descriptor, [build_graph(coords, atype, cell=cell, rcut=model.rcut)])
+    if scale_out != 1.0:
+        with torch.no_grad():
+            model.fitting.net[-1].w.mul_(scale_out)
+    return model
+
+
+@pytest.fixture(scope="session")
+def small_system():
+    return random_system(30, 7.0, seed=3)
