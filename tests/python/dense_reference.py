@@ -109,8 +109,14 @@ def switch(r, rcut_smth, rcut):
 
 
 def _unit(x):
-    """x / max(|x|, 1e-12) along the last dim (F.normalize / deepmd-kit's input_r)."""
-    n = torch.sqrt((x * x).sum(-1, keepdim=True))
+    """x / max(|x|, 1e-12) along the last dim (F.normalize / deepmd-kit's input_r).
+
+    The norm is differentiated safely at x = 0 (deepmd-kit's safe_for_vector_norm):
+    zero rows (padded / excluded slots) have a zero, not NaN, gradient.
+    """
+    sq = (x * x).sum(-1, keepdim=True)
+    nz = sq > 0
+    n = torch.where(nz, torch.sqrt(torch.where(nz, sq, torch.ones_like(sq))), torch.zeros_like(sq))
     return x / torch.clamp(n, min=1e-12)
 
 

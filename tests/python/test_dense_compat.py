@@ -298,3 +298,28 @@ def test_nonzero_davg_padding_is_a_documented_difference():
             assert rel_err(out, ref) > 1e-3
         else:
             assert_rel_close(out, ref, FWD_RTOL, "davg != 0 without padding")
+
+
+# -------------------------------------------------------------- edge cases
+@pytest.mark.parametrize("mode", ["concat", "strip"])
+@pytest.mark.parametrize("smooth", [False, True])
+@pytest.mark.parametrize("exclude", [[], [[1, 1]]])
+def test_sparse_system_edge_cases(exclude, smooth, mode):
+    """Isolated atom (no neighbor at all), small clusters, and with exclude_types=[[1, 1]] a
+    type-1 center whose only neighbor is excluded (and a type-1 pair excluded both ways)."""
+    coords = torch.tensor(
+        [[1.0, 1, 1], [2.2, 1, 1], [1, 2.3, 1], [8, 8, 8], [8.0, 9.5, 8], [14, 3, 14]], dtype=torch.float64
+    )
+    atype = torch.tensor([0, 1, 0, 1, 1, 0])
+    cell = torch.eye(3, dtype=torch.float64) * 18.0
+    d = make_descr(4, smooth_type_embedding=smooth, exclude_types=exclude, tebd_input_mode=mode)
+    gen = torch.Generator().manual_seed(5)
+    weight = torch.randn(coords.shape[0], d.dim_out, generator=gen, dtype=torch.float64)
+    ref, deg = dense_descriptor_from_coords(d, coords, atype, cell)
+    assert int(deg.min()) == 0
+    f_ref, _ = _forces_reference(d, coords, atype, cell, weight)
+    for impl in ("fused", "pairwise"):
+        d.attention_impl = impl
+        assert_rel_close(graph_forward(d, coords, atype, cell), ref, FWD_RTOL, f"edge cases {impl}")
+        f_g, _ = _forces_graph(d, coords, atype, cell, weight)
+        assert_rel_close(f_g, f_ref, FORCE_RTOL, f"edge-case forces {impl}")
