@@ -36,3 +36,39 @@ def phantom_count(dst: torch.Tensor, edge_mask: torch.Tensor, n_nodes: int, nnei
     """(N,) int64: padded slots ``max(nnei - deg, 0)`` of each center."""
     deg = segment_sum(edge_mask.to(torch.int64), dst, n_nodes)
     return (nnei - deg).clamp(min=0)
+
+
+def first_node_type(atype: torch.Tensor, n_node: torch.Tensor | None) -> torch.Tensor:
+    """(N,) type of the first node of each node's frame.
+
+    deepmd-kit's dense route points empty neighbor slots at extended atom 0,
+    the first local atom of the frame, and embeds them with its type.
+    """
+    if n_node is None:
+        return atype[:1].expand(atype.shape[0])
+    ends = torch.cumsum(n_node[:, 0], 0)
+    starts = ends - n_node[:, 0]
+    frame = torch.searchsorted(ends, torch.arange(atype.shape[0], device=atype.device), right=True)
+    first = torch.cat([atype, atype.new_zeros(1)])[starts.clamp(max=atype.shape[0])]
+    return first[frame]
+
+
+def padded_slot_terms(desc, atype, n_node, n_slots) -> torch.Tensor:
+    """(N, 4, ng) contribution of each center's empty slots to ``sum_e R_e^T G_e``.
+
+    An empty slot of a center of type t has ``R = (0 - davg[t]) / dstd[t]``
+    (nonzero unless ``davg`` is 0), the embedding of that ``s`` with the type
+    of the frame's first atom, and passes each attention layer as a masked
+    query: ``G <- LayerNorm(G + out_proj(0))``. ``n_slots`` (N,) counts the
+    empty slots (excluded neighbors are not among them: deepmd-kit zeroes
+    their R).
+    """
+    rr = -desc.davg[atype] / desc.dstd[atype]  # (N, 4)
+    tebd = desc.type_embedding()
+    t0 = first_node_type(atype, n_node)
+    zero_sw = torch.zeros_like(rr[:, 0])
+    gg = desc._edge_embedding(rr[:, :1], zero_sw, atype, t0, tebd)
+    for layer in desc.attention_layers:
+        bias = layer.attention_layer.out_proj(torch.zeros_like(gg[:, : layer.attention_layer.hidden_dim]))
+        gg = layer.attn_layer_norm(gg + bias)
+    return n_slots.to(gg.dtype)[:, None, None] * rr[:, :, None] * gg[:, None, :]

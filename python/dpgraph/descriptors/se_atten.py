@@ -30,7 +30,7 @@ from ..nn import EmbeddingNet, TypeEmbedNet, resolve_precision
 from ..ops import segment_sum
 from .attention import edge_slots
 from .attention_layers import IMPLEMENTATIONS, NeighborGatedAttentionLayer
-from .dense_compat import nearest_k_mask, phantom_count
+from .dense_compat import nearest_k_mask, padded_slot_terms, phantom_count
 from .env import edge_env_mat, safe_edge_vec
 
 SEMANTICS = ("carry-all", "dense")
@@ -170,23 +170,32 @@ class DescrptSeAtten(nn.Module):
         return self.ng * self.axis_neuron + (self.tebd_dim if self.concat_output_tebd else 0)
 
     # ---------------------------------------------------------------- forward
-    def edge_mask_effective(self, atype, src, dst, edge_vec, edge_mask) -> torch.Tensor:
-        """(E,) bool: real edges inside rcut that survive exclusion (and dense truncation)."""
+    def edge_masks(self, atype, src, dst, edge_vec, edge_mask) -> tuple[torch.Tensor, torch.Tensor]:
+        """(E,) bool masks: edges kept by the cutoff (and dense truncation), and
+        of those the ones that survive ``exclude_types``."""
         n = atype.shape[0]
         r = torch.linalg.vector_norm(safe_edge_vec(edge_vec, edge_mask), dim=-1)
-        mask = edge_mask & (r < self.rcut)
+        kept = edge_mask & (r < self.rcut)
         if self.semantics == "dense":
-            mask = nearest_k_mask(r, dst, mask, n, self.nnei)
+            kept = nearest_k_mask(r, dst, kept, n, self.nnei)
+        mask = kept
         if self.has_exclude:
             pair = atype[dst] * self.ntypes + atype[src]
-            mask = mask & ~self.exclude_table[pair]
-        return mask
+            mask = kept & ~self.exclude_table[pair]
+        return kept, mask
 
-    def forward(self, atype, src, dst, edge_vec, edge_mask) -> torch.Tensor:
-        """(N,), (E,), (E,), (E, 3), (E,) -> descriptor (N, dim_out)."""
+    def edge_mask_effective(self, atype, src, dst, edge_vec, edge_mask) -> torch.Tensor:
+        """(E,) bool: real edges inside rcut that survive exclusion (and dense truncation)."""
+        return self.edge_masks(atype, src, dst, edge_vec, edge_mask)[1]
+
+    def forward(self, atype, src, dst, edge_vec, edge_mask, n_node=None) -> torch.Tensor:
+        """(N,), (E,), (E,), (E, 3), (E,) [, (nf, 2)] -> descriptor (N, dim_out).
+
+        ``n_node`` is only used by the dense semantics (type of a frame's first atom).
+        """
         n = atype.shape[0]
         ev = edge_vec.to(self.dtype)
-        mask = self.edge_mask_effective(atype, src, dst, ev, edge_mask)
+        kept, mask = self.edge_masks(atype, src, dst, ev, edge_mask)
         tc, tn = atype[dst], atype[src]
         env, sw = edge_env_mat(ev, mask, self.rcut, self.rcut_smth, self.env_protection)
         rr = torch.where(mask[:, None], (env - self.davg[tc]) / self.dstd[tc], torch.zeros_like(env))
@@ -195,7 +204,10 @@ class DescrptSeAtten(nn.Module):
         if self.attn_layer > 0:
             gg = self._attention(gg, rr, sw, dst, mask, n)
         xyz = segment_sum((rr[:, :, None] * gg[:, None, :]).reshape(-1, 4 * self.ng), dst, n)
-        xyz = xyz.view(n, 4, self.ng) / self.nnei
+        xyz = xyz.view(n, 4, self.ng)
+        if self.semantics == "dense":  # empty slots carry (0 - davg)/dstd
+            xyz = xyz + padded_slot_terms(self, atype, n_node, phantom_count(dst, kept, n, self.nnei))
+        xyz = xyz / self.nnei
         d = torch.matmul(xyz.transpose(1, 2), xyz[:, :, : self.axis_neuron]).reshape(n, -1)
         if self.concat_output_tebd:
             d = torch.cat([d, tebd[atype]], dim=-1)

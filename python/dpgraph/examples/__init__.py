@@ -21,6 +21,8 @@ EXAMPLE_CONFIG = {
         "attn_layer": 2,
         "attn_dotr": True,
         "smooth_type_embedding": True,
+        # davg = 0 keeps the energy continuous when a neighbor leaves rcut
+        "set_davg_zero": True,
         "seed": 1,
     },
     "fitting_net": {"neuron": [240, 240, 240], "resnet_dt": True, "seed": 1},

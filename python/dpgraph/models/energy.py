@@ -55,7 +55,7 @@ class EnergyModel(nn.Module):
 
     def atom_energy(self, atype, n_node, edge_index, edge_vec, edge_mask) -> torch.Tensor:
         """(N,) energy of each node in the model dtype, zero on ghost nodes."""
-        desc = self.descriptor(atype, edge_index[0], edge_index[1], edge_vec, edge_mask)
+        desc = self.descriptor(atype, edge_index[0], edge_index[1], edge_vec, edge_mask, n_node)
         e = self.fitting(desc, atype).to(self.dtype) + self.out_bias[atype]
         _, owned = node_frames(n_node, atype.shape[0])
         return torch.where(owned, e, torch.zeros_like(e))

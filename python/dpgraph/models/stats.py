@@ -18,6 +18,7 @@ import torch
 
 from ..descriptors.env import edge_env_mat
 from ..ops import segment_sum
+from .energy import node_frames
 
 STD_PROTECTION = 1e-2
 STD_DEFAULT = 0.1
@@ -34,13 +35,15 @@ def compute_descriptor_stats(descriptor, graphs: Iterable) -> tuple[torch.Tensor
         mask = descriptor.edge_mask_effective(atype, src, dst, vec, g.edge_mask)
         env, _ = edge_env_mat(vec, mask, descriptor.rcut, descriptor.rcut_smth, descriptor.env_protection)
         n = atype.shape[0]
+        # only owned nodes are centers; ghost nodes (MPI layouts) are skipped
+        _, owned = node_frames(g.n_node, n)
         per_node = segment_sum(
             torch.stack([env[:, 0], env[:, 0] ** 2, env[:, 1:].sum(1), (env[:, 1:] ** 2).sum(1)], 1), dst, n
         )
         deg = segment_sum(mask.to(torch.float64), dst, n)
         slots = torch.clamp(deg, min=float(descriptor.nnei))
-        rows = torch.cat([slots[:, None], per_node], 1)
-        acc += segment_sum(rows.cpu(), atype.cpu(), nt)
+        rows = torch.cat([slots[:, None], per_node], 1)[owned]
+        acc += segment_sum(rows.cpu(), atype[owned].cpu(), nt)
     davg = torch.zeros(nt, 4, dtype=torch.float64)
     dstd = torch.full((nt, 4), STD_DEFAULT, dtype=torch.float64)
     seen = acc[:, 0] > 0
