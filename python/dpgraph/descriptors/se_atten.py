@@ -20,6 +20,7 @@ neighbor within rcut; ``"dense"`` reproduces deepmd-kit's sel-padded route
 
 from __future__ import annotations
 
+import numbers
 from typing import Sequence
 
 import torch
@@ -109,9 +110,18 @@ class DescrptSeAtten(nn.Module):
             _refuse(len(type_map) != ntypes, f"type_map has {len(type_map)} names but ntypes={ntypes}")
         for pair in exclude_types:
             _refuse(
-                len(pair) != 2 or not all(0 <= int(t) < ntypes for t in pair),
-                f"exclude_types entry {pair!r} must be a pair of type indices in [0, {ntypes})",
+                len(pair) != 2 or not all(isinstance(t, numbers.Integral) and not isinstance(t, bool) and 0 <= t < ntypes for t in pair),
+                f"exclude_types entry {pair!r} must be a pair of integer type indices in [0, {ntypes})",
             )
+        sel_list = [sel] if isinstance(sel, int) else list(sel)
+        _refuse(
+            not sel_list or any(int(s) < 0 for s in sel_list) or sum(int(s) for s in sel_list) <= 0,
+            f"sel must be a positive int or a list of non-negative ints with a positive sum, got {sel!r}",
+        )
+        _refuse(not neuron or any(int(n) < 1 for n in neuron), f"neuron must be a non-empty list of positive widths, got {neuron!r}")
+        _refuse(axis_neuron < 1, f"axis_neuron must be >= 1, got {axis_neuron}")
+        _refuse(tebd_dim < 1, f"tebd_dim must be >= 1, got {tebd_dim}")
+        _refuse(attn_layer > 0 and attn < 1, f"attn (attention width) must be >= 1 when attn_layer > 0, got {attn}")
 
         self.rcut, self.rcut_smth = float(rcut), float(rcut_smth)
         self.sel = [int(sel)] if isinstance(sel, int) else [int(s) for s in sel]
@@ -250,7 +260,11 @@ class DescrptSeAttenV2(DescrptSeAtten):
             "se_atten_v2 is the strip + smooth preset of se_atten; use descriptor type 'se_atten' "
             "to choose tebd_input_mode / smooth_type_embedding freely",
         )
-        kwargs.pop("stripped_type_embedding", None)
+        _refuse(
+            kwargs.pop("stripped_type_embedding", None) is False,
+            "se_atten_v2 is the strip preset: stripped_type_embedding=False (concat) contradicts it; "
+            "use descriptor type 'se_atten' for concat",
+        )
         super().__init__(*args, tebd_input_mode="strip", smooth_type_embedding=True, **kwargs)
 
 
