@@ -32,14 +32,32 @@ oracle adds them explicitly; the fused path adds one key per center with value
 
 from __future__ import annotations
 
+import contextvars
 import math
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..ops import segment_sum
+from .segment_sdpa import DEFAULT_CHUNKS, SegmentAttention
 
 ATTN_SHIFT = 20.0  # deepmd-kit's attnw_shift
+
+_DOUBLE_BACKWARD = contextvars.ContextVar("dpgraph_double_backward", default=False)
+
+
+@contextmanager
+def double_backward_attention(enabled: bool = True):
+    """Within this context the fused attention supports a second backward pass
+    (training on forces): it runs the plain SDPA math kernel under autograd,
+    whose memory grows with the pair count, instead of the flash kernel."""
+    token = _DOUBLE_BACKWARD.set(enabled)
+    try:
+        yield
+    finally:
+        _DOUBLE_BACKWARD.reset(token)
 
 
 # --------------------------------------------------------------------------- oracle
@@ -138,6 +156,7 @@ def attention_fused(
     n_phantom: torch.Tensor | None = None,
     shift: float = ATTN_SHIFT,
     slots: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+    chunks: int = DEFAULT_CHUNKS,
 ) -> torch.Tensor:
     """Production attention: same contract as :func:`attention_pairwise`.
 
@@ -151,6 +170,7 @@ def attention_fused(
         k = torch.cat([k * swc, swc * root], dim=1)
         v = v * swc
     use_phantom = smooth and n_phantom is not None
+    ph_col = q.shape[1]
     if use_phantom:
         q = torch.cat([q, torch.ones_like(q[:, :1])], dim=1)
         k = torch.cat([k, torch.zeros_like(k[:, :1])], dim=1)
@@ -159,37 +179,41 @@ def attention_fused(
     width = max(dv, dq)
     q, k = F.pad(q, (0, width - dq)), F.pad(k, (0, width - dq))
     v = F.pad(v, (0, width - dv))
-    # value streams as heads: rhat_c * v for c = x, y, z (dotr) or v alone
-    streams = 3 if dotr else 1
-    if dotr:
-        v = torch.stack([rhat[:, 0:1] * v, rhat[:, 1:2] * v, rhat[:, 2:3] * v], dim=1)  # (E, 3, w)
-    else:
-        v = v[:, None, :]
-    qp = _pad(q, slot, n_nodes, D)[:, None].expand(-1, streams, -1, -1)
-    kp = _pad(k, slot, n_nodes, D)[:, None].expand(-1, streams, -1, -1)
-    vp = _pad(v.reshape(v.shape[0], streams * width), slot, n_nodes, D)
-    vp = vp.view(n_nodes, D, streams, width).transpose(1, 2)  # (N, S, D, w)
-    ar = torch.arange(D, device=dst.device)[None, :]
-    key_ok = ar < deg[:, None]  # (N, D)
-    # a center without edges would be a fully masked row (NaN): open slot 0,
-    # whose zero query/key/value give a finite row that is never read back
-    key_ok = key_ok | ((ar == 0) & (deg[:, None] == 0))
+    # value streams: rhat_c * v for c = x, y, z (dotr) or v alone
+    r = rhat if dotr else torch.ones_like(rhat[:, :1])
+    log_n = has = None
     if use_phantom:
         nph = n_phantom.to(q.dtype)
         has = nph > 0
         log_n = torch.log(torch.where(has, nph, torch.ones_like(nph)))
-        # phantom key: zero except log(n_phantom) in the slot where q holds 1
-        ph = F.pad(log_n[:, None], (dq - 1, width - dq))  # (N, w)
+    if _DOUBLE_BACKWARD.get():
+        with sdpa_kernel([SDPBackend.MATH]):
+            o = _attention_padded(q, k, v, r, slot, deg, D, n_nodes, log_n, has, ph_col)
+    elif q.device.type == "cpu":
+        o = SegmentAttention.apply(q, k, v, r, slot, edge_mask, deg, log_n, has, n_nodes, D, chunks, ph_col)
+    else:
+        o = _attention_padded(q, k, v, r, slot, deg, D, n_nodes, log_n, has, ph_col)
+    o = o[:, :dv]
+    if smooth:
+        o = o * swc
+    return torch.where(edge_mask[:, None], o, torch.zeros_like(o))
+
+
+def _attention_padded(q, k, v, r, slot, deg, D, n_nodes, log_n, has, ph_col) -> torch.Tensor:
+    """Device-generic path (CUDA): one padded SDPA call under plain autograd."""
+    streams, width = r.shape[1], q.shape[1]
+    qp = _pad(q, slot, n_nodes, D)[:, None].expand(-1, streams, -1, -1)
+    kp = _pad(k, slot, n_nodes, D)[:, None].expand(-1, streams, -1, -1)
+    vs = (r[:, :, None] * v[:, None, :]).reshape(v.shape[0], streams * width)
+    vp = _pad(vs, slot, n_nodes, D).view(n_nodes, D, streams, width).transpose(1, 2)
+    ar = torch.arange(D, device=slot.device)[None, :]
+    key_ok = (ar < deg[:, None]) | ((ar == 0) & (deg[:, None] == 0))
+    if log_n is not None:
+        ph = F.pad(log_n[:, None], (ph_col, width - ph_col - 1))
         kp = torch.cat([kp, ph[:, None, None, :].expand(-1, streams, 1, -1)], dim=2)
         vp = torch.cat([vp, torch.zeros_like(vp[:, :, :1, :])], dim=2)
         key_ok = torch.cat([key_ok, has[:, None]], dim=1)
     out = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=key_ok[:, None, None, :], scale=1.0)
-    out = out.transpose(1, 2).reshape(n_nodes, D, streams * width)  # (N, D, S*w)
-    o = _unpad(out, slot).view(-1, streams, width)[:, :, :dv]
-    if dotr:
-        o = (rhat[:, :, None] * o).sum(1)
-    else:
-        o = o[:, 0]
-    if smooth:
-        o = o * swc
-    return torch.where(edge_mask[:, None], o, torch.zeros_like(o))
+    out = out.transpose(1, 2).reshape(n_nodes, D, streams * width)
+    o = _unpad(out, slot).view(-1, streams, width)
+    return (r[:, :, None] * o).sum(1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..descriptors.attention import double_backward_attention
 from ..ops import segment_sum
 
 OUTPUTS = ("energy", "atom_energy", "force", "virial", "atom_virial")
@@ -68,7 +69,7 @@ class EnergyModel(nn.Module):
         """
         n, nf = atype.shape[0], n_node.shape[0]
         src, dst = edge_index[0], edge_index[1]
-        with torch.enable_grad():
+        with torch.enable_grad(), double_backward_attention(create_graph):
             ev = edge_vec.to(self.dtype)
             if not ev.requires_grad:
                 ev = ev.detach().requires_grad_(True)
