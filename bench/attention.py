@@ -93,11 +93,32 @@ def run_case(n_atoms: int, impl: str, threads: int, repeat: int) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def _measure(n, impl, args, repeat, per_edge_gb, edges):
+    """Run one case unless its predicted memory exceeds the budget; None when skipped."""
+    # fused eager is always attempted: it switches to per-layer recomputation on large graphs
+    predicted = per_edge_gb.get(impl, 0.0) * edges if edges and impl != "fused" else 0.0
+    if predicted > args.budget_gb:
+        return {"skipped": predicted}
+    res = run_case(n, impl, args.threads, repeat)
+    if "error" not in res:
+        per_edge_gb[impl] = max(per_edge_gb.get(impl, 0.0), res["peak_gb"] / res["edges"])
+    return res
+
+
+def _cell(res) -> str:
+    if "skipped" in res:
+        return f"{'skipped':>8} {'~' + format(res['skipped'], '.0f'):>7}"
+    if "error" in res:
+        return f"{'failed':>8} {'':>7}"
+    return f"{res['time_s']:>8.2f} {res['peak_gb']:>7.2f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[192, 1536, 12288])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--oracle-budget-gb", type=float, default=12.0)
+    ap.add_argument("--budget-gb", type=float, default=18.0, help="skip cases predicted to need more")
+    ap.add_argument("--no-aoti", action="store_true", help="skip the compiled-package column")
     ap.add_argument("--repeat", type=int, default=0, help="evaluations per case (default: 3 below 2,000 atoms, else 1)")
     ap.add_argument("--worker", nargs=2, metavar=("ATOMS", "IMPL"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -105,36 +126,31 @@ def main() -> None:
         print(json.dumps(worker(int(args.worker[0]), args.worker[1], args.threads, args.repeat or 1)))
         return
 
+    impls = ["fused"] + ([] if args.no_aoti else ["aoti"]) + ["pairwise"]
+    names = {"fused": "fused eager", "aoti": "fused AOTI", "pairwise": "pair oracle"}
     print(f"DPA1 sel 120, attn 128 x 2, float64, {args.threads} threads; one eval = energy + forces + virial")
-    header = f"{'atoms':>6} {'edges':>9} {'pairs':>11} | {'fused s':>8} {'fused GB':>8} | {'oracle s':>9} {'oracle GB':>9} | {'time x':>7} {'mem x':>7} | {'|dE|/E':>8}"
+    print(f"{'':>29}" + "".join(f" | {names[i]:>16}" for i in impls) + " |")
+    header = f"{'atoms':>6} {'edges':>9} {'pairs':>11}" + "".join(f" | {'s':>8} {'GB':>7}" for _ in impls) + " | oracle/fused: time, memory"
     print(header)
     print("-" * len(header))
-    gb_per_pair = None
+    per_edge_gb: dict[str, float] = {}
+    edges = 0
     for n in args.sizes:
         repeat = args.repeat or (3 if n < 2000 else 1)
-        fused = run_case(n, "fused", args.threads, repeat)
-        if "error" in fused:
-            print(f"{n:>6} fused failed: {fused['error']}")
-            continue
-        predicted = gb_per_pair * fused["pairs"] if gb_per_pair else None
-        if predicted is not None and predicted > args.oracle_budget_gb:
-            oracle = None
-        else:
-            oracle = run_case(n, "pairwise", args.threads, repeat)
-        row = f"{n:>6} {fused['edges']:>9} {fused['pairs']:>11} | {fused['time_s']:>8.2f} {fused['peak_gb']:>8.2f} | "
-        if oracle is None:
-            row += f"{'skipped':>9} {'~' + format(predicted, '.0f'):>9} | {'-':>7} {'>' + format(predicted / fused['peak_gb'], '.0f'):>7} | {'-':>8}"
-        elif "error" in oracle:
-            row += f"{'failed':>9} {'':>9} | {'-':>7} {'-':>7} | {oracle['error'][:40]}"
-        else:
-            gb_per_pair = oracle["peak_gb"] / oracle["pairs"]
-            de = abs(oracle["energy"] - fused["energy"]) / abs(oracle["energy"])
-            row += (
-                f"{oracle['time_s']:>9.2f} {oracle['peak_gb']:>9.2f} | {oracle['time_s'] / fused['time_s']:>7.2f} "
-                f"{oracle['peak_gb'] / max(fused['peak_gb'], 1e-9):>7.2f} | {de:>8.1e}"
-            )
+        res = {}
+        for impl in impls:
+            res[impl] = _measure(n, impl, args, repeat, per_edge_gb, edges and edges * (n / prev_n))
+            if "edges" in res[impl]:
+                edges, prev_n = res[impl]["edges"], n
+        e = next((r for r in res.values() if "edges" in r), {})
+        row = f"{n:>6} {e.get('edges', 0):>9} {e.get('pairs', 0):>11}" + "".join(f" | {_cell(res[i])}" for i in impls)
+        f, o = res["fused"], res["pairwise"]
+        if "time_s" in f and "time_s" in o:
+            row += f" | {o['time_s'] / f['time_s']:.1f}x, {o['peak_gb'] / f['peak_gb']:.1f}x"
+        elif "time_s" in f and "skipped" in o:
+            row += f" | -, >{o['skipped'] / f['peak_gb']:.0f}x (predicted)"
         print(row, flush=True)
-    print("time x, mem x: oracle / fused (higher = fused better); skipped: predicted oracle GB > budget")
+    print("skipped: predicted peak (GB, linear in edges/pairs from the last size that ran) > --budget-gb")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,15 @@ def make_model(cfg: dict, coords=None, atype=None, cell=None, scale_out: float =
     return model
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Test tensors are tiny: intra-op threads only add overhead (10x on a loaded 2-core box)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def small_system():
     return random_system(30, 7.0, seed=3)

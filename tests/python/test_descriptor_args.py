@@ -117,15 +117,6 @@ DOCUMENTED_DEFAULTS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add overhead."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ------------------------------------------------------------------ helpers
 @functools.lru_cache(maxsize=None)
 def system():

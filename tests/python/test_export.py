@@ -61,6 +61,20 @@ def test_package_equals_eager(exported, n_atoms):
         assert float((got[key] - ref[key]).abs().max()) / scale < tol, key
 
 
+def test_empty_graph(exported):
+    """A graph without nodes (an MPI rank that owns no atoms) gives zero outputs."""
+    model, pkg, _ = exported
+    g = NeighborGraph(
+        torch.zeros(0, dtype=torch.int64), torch.zeros(1, 2, dtype=torch.int64),
+        torch.zeros(2, 2, dtype=torch.int64), torch.zeros(2, 3, dtype=model.dtype), torch.zeros(2, dtype=torch.bool),
+    )
+    out = pkg.evaluate(g)
+    assert out["energy"].shape == (1,) and float(out["energy"][0]) == 0.0
+    assert out["force"].shape == (0, 3) and out["virial"].shape == (1, 9)
+    ref = model.evaluate(g)
+    assert float(ref["energy"][0]) == 0.0 and ref["atom_virial"].shape == (0, 9)
+
+
 def test_multi_frame_package(exported):
     model, pkg, _ = exported
     c1, a1, cell = random_system(20, 6.0, seed=1)
@@ -166,3 +180,20 @@ def test_cli_export_and_info(tmp_path, capsys):
     assert cli_main(["info", str(out)]) == 0
     assert "abi_version" in capsys.readouterr().out
     assert cli_main(["export", str(tmp_path / "nope.json"), "-o", str(out)]) == 2
+
+
+def test_checkpoint_roundtrip(tmp_path):
+    """save_checkpoint -> load_model gives the same numbers; a foreign file is refused."""
+    from dpgraph.models import load_model, save_checkpoint
+
+    coords, atype, cell = random_system(12, 5.0, seed=9)
+    model = make_model(small_config(attn_layer=1), coords, atype, cell, scale_out=5.0)
+    path = tmp_path / "model.pt"
+    save_checkpoint(model, path)
+    again = load_model(path)
+    g = build_graph(coords, atype, cell=cell, rcut=model.rcut)
+    assert torch.equal(model.evaluate(g)["force"], again.evaluate(g)["force"])
+    bad = tmp_path / "bad.pt"
+    torch.save({"hello": 1}, bad)
+    with pytest.raises(ValueError, match="not a dpgraph checkpoint"):
+        load_model(bad)

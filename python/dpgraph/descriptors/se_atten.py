@@ -29,12 +29,15 @@ from torch import nn
 
 from ..nn import EmbeddingNet, TypeEmbedNet, resolve_precision
 from ..ops import segment_sum
-from .attention import edge_slots
+from torch.utils.checkpoint import checkpoint
+
+from .attention import edge_slots, is_exporting
 from .attention_layers import IMPLEMENTATIONS, NeighborGatedAttentionLayer
 from .dense_compat import nearest_k_mask, padded_slot_terms, phantom_count
 from .env import edge_env_mat, safe_edge_vec
 
 SEMANTICS = ("carry-all", "dense")
+CHECKPOINT_EDGES = 250_000  # ~ 3,000 water atoms at rcut 6 Å
 
 
 def _refuse(cond: bool, msg: str) -> None:
@@ -141,6 +144,9 @@ class DescrptSeAtten(nn.Module):
         self.set_davg_zero = set_davg_zero
         self.semantics = semantics
         self.attention_impl = attention_impl
+        # eager only: recompute attention layers in backward, keeping one layer's
+        # activations at a time; "auto" does so from CHECKPOINT_EDGES edges on
+        self.checkpoint_attention: bool | str = "auto"
         self.type_map = list(type_map) if type_map is not None else None
         self.dtype = resolve_precision(precision)
 
@@ -246,8 +252,17 @@ class DescrptSeAtten(nn.Module):
         rhat = torch.where(mask[:, None], F.normalize(xyz, dim=-1), torch.zeros_like(xyz))
         n_phantom = phantom_count(dst, mask, n, self.nnei) if self.semantics == "dense" else None
         slots = edge_slots(dst, mask, n) if self.attention_impl == "fused" else None
+        recompute = self.checkpoint_attention
+        if recompute == "auto":
+            recompute = dst.shape[0] >= CHECKPOINT_EDGES
+        recompute = bool(recompute) and torch.is_grad_enabled() and not is_exporting()
         for layer in self.attention_layers:
-            gg = layer(gg, sw, rhat, dst, mask, n, n_phantom, impl=self.attention_impl, slots=slots)
+            args = (gg, sw, rhat, dst, mask, n, n_phantom)
+            kwargs = {"impl": self.attention_impl, "slots": slots}
+            if recompute:  # keep only each layer's input; recompute the layer in backward
+                gg = checkpoint(layer, *args, use_reentrant=False, **kwargs)
+            else:
+                gg = layer(*args, **kwargs)
         return gg
 
 

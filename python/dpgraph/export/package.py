@@ -123,8 +123,16 @@ class Package:
             graph.validate(self.ntypes, self.dtype)
             if graph.atype.device != self.device:
                 raise ValueError(f"inputs are on {graph.atype.device} but the model runs on {self.device}")
+        if graph.n_nodes == 0:  # e.g. an MPI rank that owns no atoms: nothing to run
+            return self._empty_outputs(graph)
         tensors = [t.contiguous() for t in graph.as_tuple()]
         return tuple(self._loader.boxed_run(tensors))
+
+    def _empty_outputs(self, graph: NeighborGraph) -> tuple[torch.Tensor, ...]:
+        nf = graph.n_frames
+        z = dict(dtype=self.dtype, device=self.device)
+        return (torch.zeros(nf, **z), torch.zeros(0, **z), torch.zeros(0, 3, **z),
+                torch.zeros(nf, 9, **z), torch.zeros(0, 9, **z))
 
     def evaluate(self, graph: NeighborGraph) -> dict[str, torch.Tensor]:
         """Run on a NeighborGraph (converted to the model dtype); outputs by name."""
