@@ -30,9 +30,13 @@ def _check_torch() -> None:
 
 _check_torch()
 
+from .runtime import tune_allocator, tune_from_environment  # noqa: E402
+
+tune_from_environment()
+
 from .graph import NeighborGraph  # noqa: E402
 
-__all__ = ["NeighborGraph", "ABI_VERSION", "__version__", "load_package"]
+__all__ = ["NeighborGraph", "ABI_VERSION", "__version__", "load_package", "tune_allocator"]
 
 
 def load_package(path, device: str | None = None):

@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--molecules", type=int, default=64)
     p.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)
+    from .runtime import tune_allocator
+
+    tune_allocator()
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as err:

@@ -68,6 +68,10 @@ class EnergyModel(nn.Module):
         ``create_graph=True`` keeps the graph of the forces (training on forces).
         """
         n, nf = atype.shape[0], n_node.shape[0]
+        if isinstance(n, int) and n == 0:  # no nodes (an MPI rank without atoms); never when tracing
+            z = edge_vec.new_zeros
+            return z(nf, dtype=self.dtype), z(0, dtype=self.dtype), z(0, 3, dtype=self.dtype), \
+                z(nf, 9, dtype=self.dtype), z(0, 9, dtype=self.dtype)
         src, dst = edge_index[0], edge_index[1]
         with torch.enable_grad(), double_backward_attention(create_graph):
             ev = edge_vec.to(self.dtype)
