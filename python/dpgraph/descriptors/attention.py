@@ -28,6 +28,15 @@ Two implementations with identical results:
 mode: each padded slot adds ``exp(-shift)`` to the softmax denominator. The
 oracle adds them explicitly; the fused path adds one key per center with value
 0 and logit ``log(n_phantom)`` (q gets a constant component 1, that key the log).
+
+Execution paths of :func:`attention_fused` (same numbers, fp64 rounding):
+
+* eager on CPU: :class:`~.segment_sdpa.SegmentAttention`, chunks of centers,
+  autograd keeps only E-layout tensors (4.8 vs 7.3 GB at 1,536 water atoms);
+* export (:func:`exporting_attention`) and CUDA: one padded SDPA call under
+  plain autograd (AOTInductor plans that graph better than the chunked one);
+* second backward (:func:`double_backward_attention`, training on forces):
+  the SDPA math kernel, whose memory grows with the pair count.
 """
 
 from __future__ import annotations

@@ -54,13 +54,15 @@ class _Chunk:
         # additive mask (c, 1, 1, Dk): 0 where allowed, -inf elsewhere
         self.mask = torch.where(ok, zero, zero - float("inf"))[:, None, None, :]
 
-    def pad(self, ext: torch.Tensor) -> torch.Tensor:
-        """(E + 1, f) edge rows with a trailing zero row -> (c, D, f), zeros in empty slots."""
-        return ext[self.inv].view(self.c, self.D, ext.shape[1])
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """(E, f) edge rows -> (c, D, f), zeros in empty slots (no copy of x)."""
+        n_e = x.shape[0]
+        rows = x[self.inv.clamp(max=max(n_e - 1, 0))] if n_e else x.new_zeros((self.inv.shape[0], x.shape[1]))
+        rows = torch.where((self.inv < n_e)[:, None], rows, torch.zeros_like(rows))
+        return rows.view(self.c, self.D, x.shape[1])
 
     def inputs(self, q, k, v, r):
-        """Padded heads from zero-row-extended (E + 1, .) inputs:
-        q, k (c, S, D, w) (k with the phantom key), v (c, S, Dk, w), r (c, D, S)."""
+        """Padded heads: q, k (c, S, D, w) (k with the phantom key), v (c, S, Dk, w), r (c, D, S)."""
         S, w = r.shape[1], q.shape[1]
         qp, kp, vp, rp = self.pad(q), self.pad(k), self.pad(v), self.pad(r)
         if self.phantom:
@@ -81,11 +83,6 @@ class _Chunk:
         acc.index_add_(0, self.inv, rows)
 
 
-def _ext(x: torch.Tensor) -> torch.Tensor:
-    """(E, f) -> (E + 1, f) with a zero row that empty slots read."""
-    return torch.cat([x, x.new_zeros((1, x.shape[1]))], dim=0)
-
-
 def _chunks(n_nodes, chunks, D, slot, edge_mask, deg, log_n, has, ph_col):
     c = (n_nodes + chunks - 1) // chunks + 1  # >= 2: a size-1 dim would specialize the export
     for i in range(chunks):
@@ -101,9 +98,8 @@ class SegmentAttention(torch.autograd.Function):
     def forward(ctx, q, k, v, r, slot, edge_mask, deg, log_n, has, n_nodes, D, chunks, ph_col):
         n_e, w = q.shape
         acc = q.new_zeros((n_e + 1, w))
-        ext = [_ext(t) for t in (q, k, v, r)]
         for ch in _chunks(n_nodes, chunks, D, slot, edge_mask, deg, log_n, has, ph_col):
-            qh, kh, vh, rp, _ = ch.inputs(*ext)
+            qh, kh, vh, rp, _ = ch.inputs(q, k, v, r)
             out, _ = _fwd(qh, kh, vh, attn_mask=ch.mask.to(q.dtype), scale=1.0)  # (c, S, D, w)
             o = (rp.transpose(1, 2)[..., None] * out).sum(1)  # (c, D, w)
             ch.scatter(acc, o.reshape(-1, w))
@@ -118,13 +114,11 @@ class SegmentAttention(torch.autograd.Function):
         S = r.shape[1]
         gq, gk, gv = (q.new_zeros((n_e + 1, w)) for _ in range(3))
         gr = q.new_zeros((n_e + 1, S))
-        ext = [_ext(t) for t in (q, k, v, r)]
-        go_ext = _ext(grad_o)
         for ch in _chunks(ctx.n_nodes, ctx.chunks, ctx.D, slot, edge_mask, deg, log_n, has, ctx.ph_col):
-            qh, kh, vh, rp, vp = ch.inputs(*ext)
+            qh, kh, vh, rp, vp = ch.inputs(q, k, v, r)
             mask = ch.mask.to(q.dtype)
             out, lse = _fwd(qh, kh, vh, attn_mask=mask, scale=1.0)
-            go = ch.pad(go_ext)  # (c, D, w)
+            go = ch.pad(grad_o)  # (c, D, w)
             grad_out = rp.transpose(1, 2)[..., None] * go[:, None]  # (c, S, D, w)
             g_qh, g_kh, g_vh = _bwd(grad_out, qh, kh, vh, out, lse, 0.0, False, attn_mask=mask, scale=1.0)
             g_rq = (out * go[:, None]).sum(-1).transpose(1, 2)  # (c, D, S): r as query weight
