@@ -155,6 +155,9 @@ def main() -> None:
         repeat = args.repeat or (3 if n < 2000 else 1)
         res = {}
         for impl in impls:
+            if impl != "fused" and "error" in res["fused"]:  # no size estimate: do not risk the rest
+                res[impl] = {"error": "fused failed"}
+                continue
             pairs = res.get("fused", {}).get("pairs", 0)
             res[impl] = _measure(n, impl, args, repeat, per_edge_gb, edges and edges * (n / prev_n), pairs)
             if "edges" in res[impl]:
