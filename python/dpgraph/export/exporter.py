@@ -11,7 +11,7 @@ fails the export.
 from __future__ import annotations
 
 import os
-import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -98,16 +98,17 @@ def export_model(
         raise ValueError(f"the package file must end in .pt2, got {path.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
     isa = PORTABLE_ISA if portable else torch.backends.cpu.get_cpu_capability().lower()
-    ep = export_program(model)
+    with warnings.catch_warnings():  # torch-internal deprecation chatter of the export stack
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ep = export_program(model)
     meta = build_metadata(model, cpu_isa=isa)
-    with _isa(PORTABLE_ISA if portable else None):
-        with tempfile.TemporaryDirectory() as tmp:
-            out = torch._inductor.aoti_compile_and_package(
-                ep,
-                package_path=str(path),
-                inductor_configs={"aot_inductor.metadata": meta, "aot_inductor.package_cpp_only": False},
-            )
-            del tmp
+    with _isa(PORTABLE_ISA if portable else None), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        out = torch._inductor.aoti_compile_and_package(
+            ep, package_path=str(path), inductor_configs={"aot_inductor.metadata": meta}
+        )
     if check:
         check_package(model, out, check_graphs, rtol)
     return Path(out)
