@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from ..graph.neighbor_graph import node_frames
 from ..ops import segment_sum
 
 
@@ -46,11 +47,9 @@ def first_node_type(atype: torch.Tensor, n_node: torch.Tensor | None) -> torch.T
     """
     if n_node is None:
         return atype[:1].expand(atype.shape[0])
-    ends = torch.cumsum(n_node[:, 0], 0)
-    starts = ends - n_node[:, 0]
-    frame = torch.searchsorted(ends, torch.arange(atype.shape[0], device=atype.device), right=True)
-    first = torch.cat([atype, atype.new_zeros(1)])[starts.clamp(max=atype.shape[0])]
-    return first[frame]
+    n = atype.shape[0]
+    _, local, _ = node_frames(n_node, n)
+    return atype[torch.arange(n, device=atype.device) - local]
 
 
 def padded_slot_terms(desc, atype, n_node, n_slots) -> torch.Tensor:

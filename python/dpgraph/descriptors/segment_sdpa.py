@@ -30,7 +30,7 @@ DEFAULT_CHUNKS = 8
 class _Chunk:
     """Slot bookkeeping of centers ``[i c, (i + 1) c)``; ``inv`` maps slot -> edge (E: none)."""
 
-    def __init__(self, i, c, D, slot, edge_mask, deg, log_n, has):
+    def __init__(self, i, c, D, slot, edge_mask, deg, log_n, has, ph_col):
         n_e = slot.shape[0]
         local = slot - i * c * D
         inside = edge_mask & (local >= 0) & (local < c * D)
@@ -38,7 +38,7 @@ class _Chunk:
         inv = torch.full((c * D + 1,), n_e, dtype=torch.int64, device=slot.device)
         inv = inv.index_put((idx,), torch.arange(n_e, device=slot.device))
         self.inv = inv[: c * D]
-        self.c, self.D = c, D
+        self.c, self.D, self.ph_col = c, D, ph_col
         # this chunk's centers; those past the last node read the appended zero row
         n = deg.shape[0]
         centers = i * c + torch.arange(c, device=slot.device)
@@ -86,9 +86,7 @@ class _Chunk:
 def _chunks(n_nodes, chunks, D, slot, edge_mask, deg, log_n, has, ph_col):
     c = (n_nodes + chunks - 1) // chunks + 1  # >= 2: a size-1 dim would specialize the export
     for i in range(chunks):
-        ch = _Chunk(i, c, D, slot, edge_mask, deg, log_n, has)
-        ch.ph_col = ph_col
-        yield ch
+        yield _Chunk(i, c, D, slot, edge_mask, deg, log_n, has, ph_col)
 
 
 class SegmentAttention(torch.autograd.Function):

@@ -30,6 +30,18 @@ MIN_PADDING_EDGES = 2
 FLOAT_DTYPES = (torch.float32, torch.float64)
 
 
+def node_frames(n_node: torch.Tensor, n_nodes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per node: (N,) frame index, (N,) index within its frame, (N,) bool owned flag.
+
+    Shape-static in N (traceable with a symbolic node count).
+    """
+    ends = torch.cumsum(n_node[:, 0], 0)
+    idx = torch.arange(n_nodes, device=n_node.device)
+    frame = torch.searchsorted(ends, idx, right=True)
+    local = idx - (ends - n_node[:, 0])[frame]
+    return frame, local, local < n_node[:, 1][frame]
+
+
 class GraphValidationError(ValueError):
     """A NeighborGraph breaks the ABI; the message names the field and the fix."""
 
@@ -90,8 +102,7 @@ class NeighborGraph:
 
     def frame_of_node(self) -> torch.Tensor:
         """(N,) int64 frame index of every node."""
-        ends = torch.cumsum(self.n_node[:, 0], 0)
-        return torch.searchsorted(ends, torch.arange(self.n_nodes, device=ends.device), right=True)
+        return node_frames(self.n_node, self.n_nodes)[0]
 
     def real_edges(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(src, dst, vec) of the real (unmasked) edges only."""

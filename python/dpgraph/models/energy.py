@@ -19,18 +19,10 @@ import torch
 from torch import nn
 
 from ..descriptors.attention import double_backward_attention
+from ..graph.neighbor_graph import node_frames
 from ..ops import segment_sum
 
 OUTPUTS = ("energy", "atom_energy", "force", "virial", "atom_virial")
-
-
-def node_frames(n_node: torch.Tensor, n_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N,) frame index and (N,) bool owned flag of every node."""
-    ends = torch.cumsum(n_node[:, 0], 0)
-    idx = torch.arange(n_nodes, device=n_node.device)
-    frame = torch.searchsorted(ends, idx, right=True)
-    local = idx - (ends - n_node[:, 0])[frame]
-    return frame, local < n_node[:, 1][frame]
 
 
 class EnergyModel(nn.Module):
@@ -54,11 +46,15 @@ class EnergyModel(nn.Module):
     def rcut(self) -> float:
         return self.descriptor.rcut
 
-    def atom_energy(self, atype, n_node, edge_index, edge_vec, edge_mask) -> torch.Tensor:
-        """(N,) energy of each node in the model dtype, zero on ghost nodes."""
+    def atom_energy(self, atype, n_node, edge_index, edge_vec, edge_mask, owned=None) -> torch.Tensor:
+        """(N,) energy of each node in the model dtype, zero on ghost nodes.
+
+        ``owned`` (N,) bool may be passed when already known (see ``node_frames``).
+        """
         desc = self.descriptor(atype, edge_index[0], edge_index[1], edge_vec, edge_mask, n_node)
         e = self.fitting(desc, atype).to(self.dtype) + self.out_bias[atype]
-        _, owned = node_frames(n_node, atype.shape[0])
+        if owned is None:
+            owned = node_frames(n_node, atype.shape[0])[2]
         return torch.where(owned, e, torch.zeros_like(e))
 
     def forward(self, atype, n_node, edge_index, edge_vec, edge_mask, create_graph: bool = False):
@@ -73,16 +69,16 @@ class EnergyModel(nn.Module):
             return z(nf, dtype=self.dtype), z(0, dtype=self.dtype), z(0, 3, dtype=self.dtype), \
                 z(nf, 9, dtype=self.dtype), z(0, 9, dtype=self.dtype)
         src, dst = edge_index[0], edge_index[1]
+        frame, _, owned = node_frames(n_node, n)
         with torch.enable_grad(), double_backward_attention(create_graph):
             ev = edge_vec.to(self.dtype)
             if not ev.requires_grad:
                 ev = ev.detach().requires_grad_(True)
-            atom_e = self.atom_energy(atype, n_node, edge_index, ev, edge_mask)
+            atom_e = self.atom_energy(atype, n_node, edge_index, ev, edge_mask, owned)
             (g,) = torch.autograd.grad(atom_e.sum(), ev, create_graph=create_graph)
         if not create_graph:
             atom_e, g, ev = atom_e.detach(), g.detach(), ev.detach()
         g = torch.where(edge_mask[:, None], g, torch.zeros_like(g))
-        frame, _ = node_frames(n_node, n)
         energy = segment_sum(atom_e, frame, nf)
         force = segment_sum(g, dst, n) - segment_sum(g, src, n)
         w = (-g[:, :, None] * ev[:, None, :]).reshape(-1, 9)

@@ -18,7 +18,7 @@ import torch
 
 from ..descriptors.env import edge_env_mat
 from ..ops import segment_sum
-from .energy import node_frames
+from ..graph.neighbor_graph import node_frames
 
 STD_PROTECTION = 1e-2
 STD_DEFAULT = 0.1
@@ -36,7 +36,7 @@ def compute_descriptor_stats(descriptor, graphs: Iterable) -> tuple[torch.Tensor
         env, _ = edge_env_mat(vec, mask, descriptor.rcut, descriptor.rcut_smth, descriptor.env_protection)
         n = atype.shape[0]
         # only owned nodes are centers; ghost nodes (MPI layouts) are skipped
-        _, owned = node_frames(g.n_node, n)
+        owned = node_frames(g.n_node, n)[2]
         per_node = segment_sum(
             torch.stack([env[:, 0], env[:, 0] ** 2, env[:, 1:].sum(1), (env[:, 1:] ** 2).sum(1)], 1), dst, n
         )
