@@ -1,0 +1,74 @@
+#include "dpgraph/model.h"
+
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
+
+#include <algorithm>
+
+#include "dpgraph/error.h"
+
+namespace dpgraph {
+namespace {
+
+const char* kOutputNames[] = {"energy", "atom_energy", "force", "virial", "atom_virial"};
+
+at::Device parse_device(const std::string& requested, const ModelInfo& info) {
+  if (requested.empty()) return at::Device(info.device == "cuda" ? "cuda:0" : "cpu");
+  try {
+    at::Device d(requested);
+    if (d.is_cuda() && !d.has_index()) return at::Device(at::kCUDA, 0);
+    return d;
+  } catch (const std::exception&) {
+    throw Error("unknown device '" + requested + "'; use cpu, cuda or cuda:K");
+  }
+}
+
+}  // namespace
+
+Model::Model(const std::string& path, const std::string& device)
+    : info_(check_package(path, device)), device_(parse_device(device, info_)) {
+  for (const char* name : kOutputNames) {
+    auto it = std::find(info_.outputs.begin(), info_.outputs.end(), name);
+    if (it == info_.outputs.end())
+      throw Error(path + " does not produce '" + name + "'; export an energy model with `dpgraph export`");
+    slot_.push_back(static_cast<int>(it - info_.outputs.begin()));
+  }
+  try {
+    loader_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
+        path, "model", /*run_single_threaded=*/false, /*num_runners=*/1,
+        device_.is_cuda() ? device_.index() : static_cast<c10::DeviceIndex>(-1));
+  } catch (const std::exception& err) {
+    std::string what = err.what();
+    throw Error(path + " could not be loaded by AOTInductor (" + what.substr(0, what.find('\n')) +
+                "); export it again with `dpgraph export`");
+  }
+}
+
+Model::~Model() = default;
+
+Outputs Model::run(const NeighborGraph& graph, bool validate) {
+  if (validate) {
+    graph.validate(ntypes(), info_.dtype);
+    if (graph.atype.device() != device_)
+      throw Error("the graph is on " + graph.atype.device().str() + " but the model runs on " + device_.str() +
+                  "; build the graph on the model's device");
+  }
+  const auto fopt = at::TensorOptions().dtype(info_.dtype).device(device_);
+  if (graph.n_nodes() == 0) {
+    const int64_t nf = graph.n_frames();
+    return {at::zeros({nf}, fopt), at::zeros({0}, fopt), at::zeros({0, 3}, fopt), at::zeros({nf, 9}, fopt),
+            at::zeros({0, 9}, fopt)};
+  }
+  std::vector<at::Tensor> out;
+  try {
+    out = loader_->run(graph.tensors());
+  } catch (const std::exception& err) {
+    std::string what = err.what();
+    throw Error("the model failed to run (" + what.substr(0, what.find('\n')) + ")");
+  }
+  if (out.size() != info_.outputs.size())
+    throw Error(info_.path + " returned " + std::to_string(out.size()) + " outputs but its metadata lists " +
+                std::to_string(info_.outputs.size()));
+  return {out[slot_[0]], out[slot_[1]], out[slot_[2]], out[slot_[3]], out[slot_[4]]};
+}
+
+}  // namespace dpgraph
