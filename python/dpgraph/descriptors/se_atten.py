@@ -50,6 +50,11 @@ class DescrptSeAtten(nn.Module):
 
     Extra dpgraph arguments: ``semantics`` ("carry-all" | "dense") and
     ``attention_impl`` ("fused" production path | "pairwise" test oracle).
+    ``pair_exclude_types`` is deepmd-kit's *model-level* pair exclusion (set by
+    ``build_model`` from the model config): those pairs are dropped from the
+    neighbor list (after the dense route's nearest-``sel`` truncation, as
+    deepmd-kit does), so in dense semantics their slots count as padding; the
+    descriptor's own ``exclude_types`` keeps them as zeroed neighbors.
     """
 
     def __init__(
@@ -89,6 +94,7 @@ class DescrptSeAtten(nn.Module):
         seed: int | Sequence[int] | None = None,
         semantics: str = "carry-all",
         attention_impl: str = "fused",
+        pair_exclude_types: Sequence[Sequence[int]] = (),
     ):
         super().__init__()
         _refuse(attn_mask, "attn_mask=True is not supported (deepmd-kit implements only False); set attn_mask to False")
@@ -111,7 +117,7 @@ class DescrptSeAtten(nn.Module):
         )
         if type_map is not None:
             _refuse(len(type_map) != ntypes, f"type_map has {len(type_map)} names but ntypes={ntypes}")
-        for pair in exclude_types:
+        for pair in [*exclude_types, *pair_exclude_types]:
             _refuse(
                 len(pair) != 2 or not all(isinstance(t, numbers.Integral) and not isinstance(t, bool) and 0 <= t < ntypes for t in pair),
                 f"exclude_types entry {pair!r} must be a pair of integer type indices in [0, {ntypes})",
@@ -176,6 +182,12 @@ class DescrptSeAtten(nn.Module):
             excl[int(a), int(b)] = excl[int(b), int(a)] = True
         self.register_buffer("exclude_table", excl.reshape(-1))
         self.has_exclude = bool(excl.any())
+        pexcl = torch.zeros(ntypes, ntypes, dtype=torch.bool)
+        for a, b in pair_exclude_types:
+            pexcl[int(a), int(b)] = pexcl[int(b), int(a)] = True
+        # derived from the model config, so not part of the state dict
+        self.register_buffer("pair_exclude_table", pexcl.reshape(-1), persistent=False)
+        self.has_pair_exclude = bool(pexcl.any())
         if not trainable:
             for p in self.parameters():
                 p.requires_grad_(False)
@@ -194,9 +206,12 @@ class DescrptSeAtten(nn.Module):
         kept = edge_mask & (r < self.rcut)
         if self.semantics == "dense":
             kept = nearest_k_mask(r, dst, kept, n, self.nnei)
+        if self.has_pair_exclude or self.has_exclude:
+            pair = atype[dst] * self.ntypes + atype[src]
+        if self.has_pair_exclude:
+            kept = kept & ~self.pair_exclude_table[pair]
         mask = kept
         if self.has_exclude:
-            pair = atype[dst] * self.ntypes + atype[src]
             mask = kept & ~self.exclude_table[pair]
         return kept, mask
 

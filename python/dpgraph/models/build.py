@@ -6,6 +6,10 @@ A config is the ``model`` section of a deepmd-kit input::
      "descriptor": {"type": "se_atten", "rcut": 6.0, "rcut_smth": 0.5, "sel": 120, ...},
      "fitting_net": {"neuron": [240, 240, 240], "resnet_dt": true, ...}}
 
+Model-level ``atom_exclude_types`` (those atoms get zero atom energy) and
+``pair_exclude_types`` (those type pairs are no neighbors) are accepted as in
+deepmd-kit.
+
 A checkpoint is ``torch.save({"format": "dpgraph-checkpoint", "version": 1,
 "config": config, "state_dict": ...})``.
 """
@@ -42,14 +46,36 @@ def build_model(config: dict) -> EnergyModel:
     if fit_type != "ener":
         raise ValueError(f"fitting_net type {fit_type!r} is not supported; use 'ener'")
     cfg.pop("data_stat_nbatch", None)
+    atom_excl = _type_list(cfg.pop("atom_exclude_types", []), len(type_map), "atom_exclude_types")
+    pair_excl = _pair_list(cfg.pop("pair_exclude_types", []), len(type_map))
     if cfg:
         raise ValueError(f"model config: unsupported keys {sorted(cfg)}")
+    if pair_excl:  # model level: the pairs are no neighbors at all (deepmd-kit drops them from the list)
+        dcfg = {**dcfg, "pair_exclude_types": pair_excl}
     descriptor = build_descriptor(dcfg, len(type_map), type_map)
     fitting = EnergyFitting(len(type_map), descriptor.dim_out, **fcfg)
     dtype = resolve_precision(dcfg.get("precision", "default"))
-    model = EnergyModel(descriptor, fitting, type_map, dtype)
+    model = EnergyModel(descriptor, fitting, type_map, dtype, atom_exclude_types=atom_excl)
     model.config = copy.deepcopy(config)
     return model
+
+
+def _type_list(value, ntypes: int, name: str) -> list[int]:
+    out = []
+    for t in value:
+        if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < ntypes:
+            raise ValueError(f"model config: {name} entry {t!r} must be a type index in [0, {ntypes})")
+        out.append(int(t))
+    return out
+
+
+def _pair_list(value, ntypes: int) -> list[list[int]]:
+    out = []
+    for pair in value:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise ValueError(f"model config: pair_exclude_types entry {pair!r} must be a pair of type indices")
+        out.append(_type_list(pair, ntypes, "pair_exclude_types"))
+    return out
 
 
 def save_checkpoint(model: EnergyModel, path: str | Path) -> None:

@@ -30,9 +30,12 @@ class EnergyModel(nn.Module):
 
     ``out_bias`` (ntypes,) eV is added to every atom energy (deepmd-kit's
     output statistics); the fitting's ``bias_atom_e`` is separate and trainable.
+    ``atom_exclude_types`` (deepmd-kit's model key): atoms of these types get
+    zero atom energy (they still act as neighbors).
     """
 
-    def __init__(self, descriptor: nn.Module, fitting: nn.Module, type_map, dtype: torch.dtype):
+    def __init__(self, descriptor: nn.Module, fitting: nn.Module, type_map, dtype: torch.dtype,
+                 atom_exclude_types=()):
         super().__init__()
         self.descriptor = descriptor
         self.fitting = fitting
@@ -40,6 +43,12 @@ class EnergyModel(nn.Module):
         self.ntypes = len(self.type_map)
         self.dtype = dtype
         self.register_buffer("out_bias", torch.zeros(self.ntypes, dtype=dtype))
+        keep = torch.ones(self.ntypes, dtype=torch.bool)
+        for t in atom_exclude_types:
+            keep[int(t)] = False
+        # derived from the config, so not part of the state dict
+        self.register_buffer("atom_keep", keep, persistent=False)
+        self.has_atom_exclude = not bool(keep.all())
         self.config: dict = {}
 
     @property
@@ -55,6 +64,8 @@ class EnergyModel(nn.Module):
         e = self.fitting(desc, atype).to(self.dtype) + self.out_bias[atype]
         if owned is None:
             owned = node_frames(n_node, atype.shape[0])[2]
+        if self.has_atom_exclude:
+            owned = owned & self.atom_keep[atype]
         return torch.where(owned, e, torch.zeros_like(e))
 
     def forward(self, atype, n_node, edge_index, edge_vec, edge_mask, create_graph: bool = False):
