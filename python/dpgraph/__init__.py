@@ -36,7 +36,22 @@ tune_from_environment()
 
 from .graph import NeighborGraph  # noqa: E402
 
-__all__ = ["NeighborGraph", "ABI_VERSION", "__version__", "load_package", "tune_allocator"]
+__all__ = ["NeighborGraph", "DeepPot", "ABI_VERSION", "__version__", "load_package", "tune_allocator",
+           "cmake_prefix_path"]
+
+#: ``cmake -DCMAKE_PREFIX_PATH=$(python -c "import dpgraph; print(dpgraph.cmake_prefix_path)")``
+#: makes ``find_package(dpgraph)`` find the C++ library of this installation.
+import os as _os  # noqa: E402
+
+cmake_prefix_path = _os.path.join(_os.path.dirname(__file__), "lib", "cmake")
+
+
+def __getattr__(name):
+    if name == "DeepPot":  # needs the compiled extension; imported lazily so a source tree still works
+        from .deep_pot import DeepPot
+
+        return DeepPot
+    raise AttributeError(f"module 'dpgraph' has no attribute {name!r}")
 
 
 def load_package(path, device: str | None = None):

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "dpgraph/error.h"
 #include "dpgraph/graph_builder.h"
 #include "dpgraph/model.h"
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "dpgraph/error.h"
 #include "dpgraph/neighbor_graph.h"
 #include "dpgraph/package.h"
 
