@@ -3,6 +3,7 @@
     dpgraph export MODEL -o model.pt2 [--portable] [--stats SYSTEM ...]
     dpgraph info model.pt2
     dpgraph demo [-o demo.pt2]
+    dpgraph import-deepmd model.dp|model.pth -o model.pt2|model.pt [--semantics dense] [--portable]
 
 MODEL is a JSON config (deepmd-kit's ``model`` section, or a whole input with
 a ``model`` key), a dpgraph checkpoint (``.pt``), or ``example`` for the
@@ -77,6 +78,35 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_import_deepmd(args) -> int:
+    import shutil
+
+    from .interop.deepmd import load_deepmd
+    from .models import save_checkpoint
+
+    out = Path(args.output)
+    if out.suffix not in (".pt2", ".pt"):
+        raise ValueError(f"output must end in .pt2 (compiled package) or .pt (dpgraph checkpoint), got {out.name}")
+    t0 = time.perf_counter()
+    model = load_deepmd(args.model, semantics=args.semantics)
+    d = model.descriptor
+    print(f"read {args.model}: {model.config['descriptor']['type']}, type_map {model.type_map}, rcut {d.rcut} A, "
+          f"sel {d.nnei}, attn_layer {d.attn_layer}, {str(model.dtype).replace('torch.', '')}, "
+          f"semantics {args.semantics} ({time.perf_counter() - t0:.1f} s)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".pt":
+        save_checkpoint(model, out)
+        print(f"wrote {out} (dpgraph checkpoint; compile it with `dpgraph export {out} -o model.pt2`)")
+        return 0
+    from .export.cache import cached_export
+
+    t0 = time.perf_counter()
+    src = cached_export(model, portable=args.portable)  # compiled once per model, then reused
+    shutil.copyfile(src, out)
+    print(f"wrote {out} ({time.perf_counter() - t0:.1f} s; parity with eager checked)")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -96,6 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("info", help="print the metadata of a .pt2 package")
     p.add_argument("package")
     p.set_defaults(func=cmd_info)
+    p = sub.add_parser("import-deepmd", help="import a deepmd-kit DPA1/se_atten model (.dp, .pth, .pt, .yaml)")
+    p.add_argument("model", help="deepmd-kit model file: .dp (any backend converts to it), .pth, .pt or .yaml")
+    p.add_argument("-o", "--output", required=True, help="output .pt2 (compiled package) or .pt (dpgraph checkpoint)")
+    p.add_argument("--semantics", choices=["carry-all", "dense"], default="carry-all",
+                   help="carry-all = deepmd-kit's graph route (default); dense = its sel-padded dense route")
+    p.add_argument("--portable", action="store_true", help="target AVX2 so the package runs on any x86-64 CPU")
+    p.set_defaults(func=cmd_import_deepmd)
     p = sub.add_parser("demo", help="export the built-in example model and evaluate a water box")
     p.add_argument("-o", "--output", default=None, help="where to keep the .pt2 (default: the cache)")
     p.add_argument("--molecules", type=int, default=64)

@@ -536,7 +536,18 @@ def _walk(obj: Any, leaf, in_vars: bool = False) -> Any:
     return leaf(obj) if in_vars else obj
 
 
-_CONVERTER = Path(__file__).with_name("_deepmd_torch.py")
+# Run in a child process (``python -c``, from an empty working directory, so that nothing named
+# ``deepmd`` shadows deepmd-kit). deepmd-kit's compiled operator library (libdeepmd_op_pt.so) is
+# built for one torch version and aborts the import under any other; reading weights does not
+# need it, so its directory is pointed at an empty folder before deepmd.pt is imported.
+_CONVERTER = """
+import pathlib, sys, tempfile
+import deepmd.env
+deepmd.env.SHARED_LIB_DIR = pathlib.Path(tempfile.mkdtemp(prefix="dpgraph-no-deepmd-ops-"))
+from deepmd.dpmodel.utils.serialization import save_dp_model
+from deepmd.pt.utils.serialization import serialize_from_file
+save_dp_model(sys.argv[2], serialize_from_file(sys.argv[1]))
+"""
 
 
 def serialize_torch_file(path: str | Path, timeout: float = 600.0) -> dict:
@@ -565,8 +576,8 @@ def serialize_torch_file(path: str | Path, timeout: float = 600.0) -> dict:
     with tempfile.TemporaryDirectory(prefix="dpgraph-import-") as tmp:
         out = Path(tmp) / "model.dp"
         env = dict(os.environ, OMP_NUM_THREADS="1")
-        res = subprocess.run([sys.executable, str(_CONVERTER), str(path), str(out)],
-                             capture_output=True, text=True, env=env, timeout=timeout)
+        res = subprocess.run([sys.executable, "-c", _CONVERTER, str(path.resolve()), str(out)],
+                             capture_output=True, text=True, env=env, timeout=timeout, cwd=tmp)
         if res.returncode != 0 or not out.exists():
             lines = [ln for ln in (res.stderr or res.stdout).strip().splitlines() if ln.strip()]
             tail = lines[-1] if lines else f"exit code {res.returncode}"
