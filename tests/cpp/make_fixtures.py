@@ -1,6 +1,7 @@
 """Write the GoogleTest fixtures: one compiled ``.pt2`` and expected values.
 
-Usage: ``python make_fixtures.py OUTDIR``. Everything is generated in the test
+Usage: ``python make_fixtures.py OUTDIR [--portable]`` (``--portable``: an
+AVX2 package, e.g. for valgrind, which does not emulate AVX-512). Everything is generated in the test
 run: a small fp64 DPA1 model (attention on, 2 layers, descriptor statistics
 from a water box), compiled once (cached by dpgraph.export.cache), and for
 every case its inputs and the eager PyTorch model's outputs, computed on
@@ -37,7 +38,7 @@ CONFIG = {
 SKIN = 1.0  # Å, the MD neighbor-list skin of the neighbor-list cases
 
 
-def model_and_package(out: Path):
+def model_and_package(out: Path, portable: bool = False):
     torch.manual_seed(0)
     model = build_model(CONFIG)
     coords, atype, cell = water_box(64)
@@ -45,7 +46,7 @@ def model_and_package(out: Path):
     with torch.no_grad():  # realistic magnitudes: per-type energy shifts and non-trivial forces
         model.out_bias.copy_(torch.tensor([-93.5, -187.2, -150.0], dtype=torch.float64))
         model.fitting.net[-1].w.mul_(20.0)
-    pkg = cached_export(model)
+    pkg = cached_export(model, portable=portable)
     shutil.copyfile(pkg, out / "model.pt2")
     return model
 
@@ -183,9 +184,9 @@ def edited_package(src: Path, dst: Path, **changes) -> None:
             zout.writestr(item, data)
 
 
-def main(out: Path) -> None:
+def main(out: Path, portable: bool = False) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    model = model_and_package(out)
+    model = model_and_package(out, portable)
     torch.set_num_threads(1)
 
     coords_case(model, out, "one_atom", [[0.3, 0.2, 0.1]], [0], torch.eye(3, dtype=torch.float64) * 3.5)
@@ -221,6 +222,7 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python make_fixtures.py OUTDIR")
-    main(Path(sys.argv[1]))
+    args = [a for a in sys.argv[1:] if a != "--portable"]
+    if len(args) != 1:
+        sys.exit("usage: python make_fixtures.py OUTDIR [--portable]")
+    main(Path(args[0]), portable="--portable" in sys.argv)

@@ -1,0 +1,350 @@
+// pair_style dpgraph (see pair_dpgraph.h). House style of pair_lj_cut.cpp:
+// settings() parses the style line, coeff() the type mapping, init_style()
+// requests the neighbor list, compute() evaluates.
+#include "pair_dpgraph.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "atom.h"
+#include "comm.h"
+#include "error.h"
+#include "force.h"
+#include "memory.h"
+#include "neigh_list.h"
+#include "neighbor.h"
+#include "update.h"
+
+using namespace LAMMPS_NS;
+
+namespace {
+std::string joined(const std::vector<std::string> &v) {
+  std::string s;
+  for (const auto &x : v) s += (s.empty() ? "" : " ") + x;
+  return s;
+}
+}  // namespace
+
+PairDPGraph::PairDPGraph(LAMMPS *lmp) : Pair(lmp) {
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  no_virial_fdotr_compute = 1;
+  centroidstressflag = CENTROID_AVAIL;
+  unit_convert_flag = utils::NOCONVERT;
+}
+
+PairDPGraph::~PairDPGraph() {
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+  }
+}
+
+void PairDPGraph::allocate() {
+  allocated = 1;
+  const int n = atom->ntypes + 1;
+  memory->create(setflag, n, n, "pair:setflag");
+  memory->create(cutsq, n, n, "pair:cutsq");
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) setflag[i][j] = 0;
+  model_type_.assign(n, -1);
+}
+
+void PairDPGraph::settings(int narg, char **arg) {
+  const char *usage =
+      "pair_style dpgraph model.pt2 [model2.pt2 ...] [out_file model_devi.out] [out_freq 10] [atomic] "
+      "[relative eps]";
+  if (narg < 1) error->all(FLERR, "Illegal pair_style dpgraph command: expected {}", usage);
+  units_ = dpgraph_lammps::unit_conversion(update->unit_style);
+  if (!units_.ok)
+    error->all(FLERR,
+               "pair_style dpgraph does not support units {}: the model is in eV and Angstrom; use units metal, "
+               "real, si, cgs, electron, micro or nano",
+               update->unit_style);
+  model_files_.clear();
+  std::string out_file = "model_devi.out";
+  int out_freq = 10;
+  bool atomic = false, relative = false, out_given = false;
+  double eps = 0.0;
+  int iarg = 0;
+  for (; iarg < narg && std::strcmp(arg[iarg], "out_file") && std::strcmp(arg[iarg], "out_freq") &&
+         std::strcmp(arg[iarg], "atomic") && std::strcmp(arg[iarg], "relative");
+       ++iarg)
+    model_files_.emplace_back(arg[iarg]);
+  while (iarg < narg) {
+    const std::string key = arg[iarg];
+    if (key == "out_file" && iarg + 1 < narg) {
+      out_file = arg[iarg + 1], out_given = true, iarg += 2;
+    } else if (key == "out_freq" && iarg + 1 < narg) {
+      out_freq = utils::inumeric(FLERR, arg[iarg + 1], false, lmp), iarg += 2;
+      if (out_freq < 1) error->all(FLERR, "pair_style dpgraph: out_freq must be >= 1");
+    } else if (key == "atomic") {
+      atomic = true, ++iarg;
+    } else if (key == "relative" && iarg + 1 < narg) {
+      relative = true, eps = utils::numeric(FLERR, arg[iarg + 1], false, lmp), iarg += 2;
+    } else {
+      error->all(FLERR, "Illegal pair_style dpgraph keyword '{}': expected {}", key, usage);
+    }
+  }
+  if (model_files_.empty()) error->all(FLERR, "pair_style dpgraph needs a model file: {}", usage);
+
+  models_.clear();
+  for (const auto &file : model_files_) {
+    try {
+      models_.push_back(std::make_unique<dpgraph::DeepPot>(file));
+    } catch (const std::exception &e) {
+      error->all(FLERR, "pair_style dpgraph: cannot use model {}: {}", file, e.what());
+    }
+  }
+  const auto &first = *models_.front();
+  for (size_t m = 1; m < models_.size(); ++m) {
+    if (models_[m]->type_map() != first.type_map())
+      error->all(FLERR, "pair_style dpgraph: models {} and {} have different type maps ({} vs {}); a committee must share one",
+                 model_files_[0], model_files_[m], joined(first.type_map()), joined(models_[m]->type_map()));
+    if (models_[m]->rcut() != first.rcut())
+      error->all(FLERR, "pair_style dpgraph: models {} and {} have different cutoffs ({} vs {} Angstrom)",
+                 model_files_[0], model_files_[m], first.rcut(), models_[m]->rcut());
+  }
+  rcut_ = first.rcut();
+  receptive_ = first.info().receptive_field;
+  for (const auto &m : models_) receptive_ = std::max(receptive_, m->info().receptive_field);
+  out_freq_ = out_freq;
+  if (models_.size() > 1 || out_given) {
+    try {
+      deviation_.open(out_file, atomic, relative, eps, world);
+    } catch (const std::exception &e) {
+      error->all(FLERR, "pair_style dpgraph: {}", e.what());
+    }
+  } else {
+    deviation_.close();
+  }
+  comm_width_ = 3 * static_cast<int>(models_.size());
+  comm_reverse = comm_width_;
+  if (allocated) std::fill(model_type_.begin(), model_type_.end(), -1);
+}
+
+void PairDPGraph::coeff(int narg, char **arg) {
+  if (models_.empty()) error->all(FLERR, "pair_coeff before pair_style dpgraph");
+  if (!allocated) allocate();
+  const auto &tmap = models_.front()->type_map();
+  if (narg != 2 + atom->ntypes)
+    error->all(FLERR,
+               "Incorrect pair_coeff for dpgraph: expected pair_coeff * * followed by {} model type names "
+               "(one per LAMMPS atom type, NULL for types handled by another pair style); the model has: {}",
+               atom->ntypes, joined(tmap));
+  if (std::strcmp(arg[0], "*") != 0 || std::strcmp(arg[1], "*") != 0)
+    error->all(FLERR, "pair_coeff for dpgraph must start with * *");
+  for (int i = 1; i <= atom->ntypes; ++i) {
+    const std::string name = arg[1 + i];
+    if (name == "NULL") {
+      model_type_[i] = -1;
+      continue;
+    }
+    auto it = std::find(tmap.begin(), tmap.end(), name);
+    if (it == tmap.end())
+      error->all(FLERR, "pair_coeff: type name '{}' (LAMMPS type {}) is not in the model's type map ({}); use one of "
+                 "those names or NULL", name, i, joined(tmap));
+    model_type_[i] = static_cast<int>(it - tmap.begin());
+  }
+  int count = 0;
+  for (int i = 1; i <= atom->ntypes; ++i)
+    for (int j = i; j <= atom->ntypes; ++j)
+      if (model_type_[i] >= 0 && model_type_[j] >= 0) setflag[i][j] = 1, ++count;
+  if (count == 0) error->all(FLERR, "pair_coeff for dpgraph maps no atom type to the model");
+}
+
+void PairDPGraph::init_style() {
+  if (force->newton_pair == 0)
+    error->all(FLERR, "pair_style dpgraph requires newton pair on (forces on ghost atoms are reverse-communicated); "
+               "remove 'newton off' from the input");
+  if (atom->tag_enable == 0) error->all(FLERR, "pair_style dpgraph requires atom IDs (atom_modify id yes)");
+  multi_rank_ = comm->nprocs > 1;
+  int flags = NeighConst::REQ_FULL;
+  if (multi_rank_ && receptive_ > rcut_ * (1 + 1e-12)) {
+    // message passing: ghosts out to the receptive field, with their own edges
+    flags |= NeighConst::REQ_GHOST;
+    ghostneigh = 1;
+    comm->cutghostuser = std::max(comm->cutghostuser, receptive_ * units_.length + neighbor->skin);
+  }
+  neighbor->add_request(this, flags);
+  set_threads();
+}
+
+void PairDPGraph::set_threads() {
+  // OMP_NUM_THREADS or -pk omp N set comm->nthreads; under MPI default to one thread per rank
+  const char *env = std::getenv("OMP_NUM_THREADS");
+  int n = 0;
+  if (comm->nthreads > 1 || env) n = comm->nthreads;
+  else if (comm->nprocs > 1) n = 1;
+  if (n > 0) at::set_num_threads(n);
+}
+
+double PairDPGraph::init_one(int i, int j) {
+  if (ghostneigh) cutghost[i][j] = cutghost[j][i] = receptive_ * units_.length;
+  return rcut_ * units_.length;
+}
+
+void PairDPGraph::rebuild_selection() {
+  const int nlocal = atom->nlocal, nall = nlocal + atom->nghost;
+  const int *type = atom->type;
+  atom_node_.assign(nall, -1);
+  node_atom_.clear();
+  for (int i = 0; i < nall; ++i) {
+    if (i == nlocal) n_owned_ = static_cast<int>(node_atom_.size());
+    if (model_type_[type[i]] < 0) continue;
+    atom_node_[i] = static_cast<int>(node_atom_.size());
+    node_atom_.push_back(i);
+  }
+  if (nall == nlocal) n_owned_ = static_cast<int>(node_atom_.size());
+  n_ext_ = static_cast<int>(node_atom_.size());
+  n_nodes_ = multi_rank_ ? n_ext_ : n_owned_;
+
+  owner_.assign(n_ext_, -1);
+  if (!multi_rank_) {  // fold periodic images onto their owners through the atom IDs
+    const tagint *tag = atom->tag;
+    tagint tmax = 0;
+    for (int k = 0; k < n_owned_; ++k) tmax = std::max(tmax, tag[node_atom_[k]]);
+    std::vector<int> by_tag(tmax + 1, -1);
+    for (int k = 0; k < n_owned_; ++k) by_tag[tag[node_atom_[k]]] = k;
+    for (int k = 0; k < n_ext_; ++k) {
+      const tagint t = tag[node_atom_[k]];
+      owner_[k] = t <= tmax ? by_tag[t] : -1;
+      if (owner_[k] < 0) error->one(FLERR, "pair_style dpgraph: ghost atom with ID {} has no owned atom on this rank", t);
+    }
+  }
+  // the neighbor list in node numbering, restricted to atoms of the model's types
+  const int inum = list->inum + (ghostneigh ? list->gnum : 0);
+  ilist_.clear();
+  neigh_.clear();
+  offsets_.assign(1, 0);
+  for (int ii = 0; ii < inum; ++ii) {
+    const int i = list->ilist[ii];
+    if (atom_node_[i] < 0) continue;
+    ilist_.push_back(atom_node_[i]);
+    const int *jlist = list->firstneigh[i];
+    for (int jj = 0; jj < list->numneigh[i]; ++jj) {
+      const int j = jlist[jj] & NEIGHMASK;
+      if (atom_node_[j] >= 0) neigh_.push_back(atom_node_[j]);
+    }
+    offsets_.push_back(static_cast<int>(neigh_.size()));
+  }
+  numneigh_.assign(n_ext_, 0);
+  firstneigh_.assign(n_ext_, nullptr);
+  for (size_t c = 0; c < ilist_.size(); ++c) {
+    numneigh_[ilist_[c]] = offsets_[c + 1] - offsets_[c];
+    firstneigh_[ilist_[c]] = neigh_.data() + offsets_[c];
+  }
+}
+
+void PairDPGraph::gather_step() {
+  double **x = atom->x;
+  const int *type = atom->type;
+  x_.resize(3 * static_cast<size_t>(n_ext_));
+  types_.resize(n_ext_);
+  const double to_angstrom = 1.0 / units_.length;
+  for (int k = 0; k < n_ext_; ++k) {
+    const int i = node_atom_[k];
+    for (int d = 0; d < 3; ++d) x_[3 * k + d] = x[i][d] * to_angstrom;
+    types_[k] = model_type_[type[i]];
+  }
+}
+
+void PairDPGraph::compute(int eflag, int vflag) {
+  ev_init(eflag, vflag);
+  const int nall = atom->nlocal + atom->nghost;
+  const bool rebuilt = neighbor->ago == 0 || static_cast<int>(atom_node_.size()) != nall;
+  if (rebuilt) rebuild_selection();
+  gather_step();
+  const bool deviation = deviation_.active() && update->ntimestep % out_freq_ == 0;
+  const dpgraph::NeighborList nl{static_cast<int>(ilist_.size()), ilist_.data(), numneigh_.data(),
+                                 firstneigh_.data()};
+  std::vector<dpgraph::Outputs> outs;
+  for (size_t m = 0; m < (deviation ? models_.size() : 1); ++m) {
+    // the committee members run every out_freq steps only: their topology cache may be stale
+    const int ago = (m == 0 && !rebuilt) ? neighbor->ago : 0;
+    try {
+      outs.push_back(models_[m]->compute_nlist(x_.data(), types_.data(), n_owned_, n_ext_, nl,
+                                               multi_rank_ ? nullptr : owner_.data(), multi_rank_, ago));
+    } catch (const std::exception &e) {
+      error->one(FLERR, "pair_style dpgraph (step {}): {}", update->ntimestep, e.what());
+    }
+  }
+  const double ec = units_.energy, fc = units_.energy / units_.length;
+  const auto &o = outs.front();
+  const double *F = o.force.data_ptr<double>();
+  double **f = atom->f;
+  for (int k = 0; k < n_nodes_; ++k)
+    for (int d = 0; d < 3; ++d) f[node_atom_[k]][d] += F[3 * k + d] * fc;
+  if (eflag_global) eng_vdwl += o.energy.item<double>() * ec;
+  if (eflag_atom) {
+    const double *ae = o.atom_energy.data_ptr<double>();
+    for (int k = 0; k < n_owned_; ++k) eatom[node_atom_[k]] += ae[k] * ec;
+  }
+  // model virial [a][b] (row-major) is LAMMPS' W_ba: xy = [1][0], xz = [2][0], yz = [2][1]
+  if (vflag_global) {
+    const double *v = o.virial.data_ptr<double>();
+    const int idx[6] = {0, 4, 8, 3, 6, 7};
+    for (int c = 0; c < 6; ++c) virial[c] += v[idx[c]] * ec;
+  }
+  if (vflag_atom || cvflag_atom) {
+    const double *av = o.atom_virial.data_ptr<double>();
+    const int idx6[6] = {0, 4, 8, 3, 6, 7};
+    const int idx9[9] = {0, 4, 8, 3, 6, 7, 1, 2, 5};  // xx yy zz xy xz yz yx zx zy
+    for (int k = 0; k < n_nodes_; ++k) {
+      const int i = node_atom_[k];
+      if (vflag_atom)
+        for (int c = 0; c < 6; ++c) vatom[i][c] += av[9 * k + idx6[c]] * ec;
+      if (cvflag_atom)
+        for (int c = 0; c < 9; ++c) cvatom[i][c] += av[9 * k + idx9[c]] * ec;
+    }
+  }
+  if (deviation) write_deviation(outs);
+}
+
+void PairDPGraph::write_deviation(const std::vector<dpgraph::Outputs> &outs) {
+  const int nlocal = atom->nlocal, nall = nlocal + atom->nghost, nm = static_cast<int>(outs.size());
+  const double ec = units_.energy, fc = units_.energy / units_.length;
+  // every model's force on every atom; ghost contributions go home by reverse communication
+  comm_forces_.assign(static_cast<size_t>(atom->nmax) * comm_width_, 0.0);
+  for (int m = 0; m < nm; ++m) {
+    const double *F = outs[m].force.data_ptr<double>();
+    for (int k = 0; k < n_nodes_; ++k)
+      for (int d = 0; d < 3; ++d) comm_forces_[static_cast<size_t>(node_atom_[k]) * comm_width_ + 3 * m + d] = F[3 * k + d] * fc;
+  }
+  if (multi_rank_) comm->reverse_comm(this);
+  std::vector<std::vector<double>> forces(nm);
+  std::vector<tagint> tags;
+  for (int k = 0; k < n_owned_; ++k) {
+    const int i = node_atom_[k];
+    tags.push_back(atom->tag[i]);
+    for (int m = 0; m < nm; ++m)
+      for (int d = 0; d < 3; ++d) forces[m].push_back(comm_forces_[static_cast<size_t>(i) * comm_width_ + 3 * m + d]);
+  }
+  std::vector<std::array<double, 9>> virials(nm);
+  for (int m = 0; m < nm; ++m) {
+    const double *v = outs[m].virial.data_ptr<double>();
+    for (int c = 0; c < 9; ++c) virials[m][c] = v[c] * ec;
+  }
+  bigint n_local = tags.size(), n_total = 0;
+  MPI_Allreduce(&n_local, &n_total, 1, MPI_LMP_BIGINT, MPI_SUM, world);
+  (void)nall;
+  deviation_.write(update->ntimestep, forces, tags, virials, n_total);
+}
+
+int PairDPGraph::pack_reverse_comm(int n, int first, double *buf) {
+  int m = 0;
+  for (int i = first; i < first + n; ++i)
+    for (int c = 0; c < comm_width_; ++c) buf[m++] = comm_forces_[static_cast<size_t>(i) * comm_width_ + c];
+  return m;
+}
+
+void PairDPGraph::unpack_reverse_comm(int n, int *list, double *buf) {
+  int m = 0;
+  for (int i = 0; i < n; ++i)
+    for (int c = 0; c < comm_width_; ++c) comm_forces_[static_cast<size_t>(list[i]) * comm_width_ + c] += buf[m++];
+}
