@@ -108,7 +108,7 @@ ROWS += [
          pair_exclude_types=[[1, 2]], atom_exclude_types=[0]),
     dict(attn_layer=2, smooth=True, dotr=True, normalize=True, temperature=None, tebd="concat", one_side=False,
          exclude=False, davg_zero=False, precision="float64", ntypes=2, seed=22, rcut=4.0, sel=20,
-         neuron=[8, 16], axis=4, tebd_dim=8, attn=16),
+         neuron=[8, 16], axis=4, tebd_dim=8, attn=24),  # attn > neuron[-1], as in the full-size model
     dict(attn_layer=2, smooth=True, dotr=True, normalize=True, temperature=None, tebd="concat", one_side=False,
          exclude=True, davg_zero=False, precision="float32", ntypes=3, seed=23, rcut=4.2, sel=[8, 16, 8],
          neuron=[6, 12], axis=4, tebd_dim=4, attn=8),

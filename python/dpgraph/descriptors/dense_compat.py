@@ -68,6 +68,6 @@ def padded_slot_terms(desc, atype, n_node, n_slots) -> torch.Tensor:
     zero_sw = torch.zeros_like(rr[:, 0])
     gg = desc._edge_embedding(rr[:, :1], zero_sw, atype, t0, tebd)
     for layer in desc.attention_layers:
-        bias = layer.attention_layer.out_proj(torch.zeros_like(gg[:, : layer.attention_layer.hidden_dim]))
+        bias = layer.attention_layer.out_proj(gg.new_zeros(gg.shape[0], layer.attention_layer.hidden_dim))
         gg = layer.attn_layer_norm(gg + bias)
     return n_slots.to(gg.dtype)[:, None, None] * rr[:, :, None] * gg[:, None, :]

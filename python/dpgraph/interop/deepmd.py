@@ -44,22 +44,29 @@ Semantics (``semantics=``):
   contributes a constant row ``(0 - davg)/dstd`` to the descriptor, embedded
   with the type of the frame's first atom (see "set_davg_zero" below).
 
-set_davg_zero (measured against deepmd-kit 3.2.0 itself, ``tests/python/
-test_deepmd_parity.py``): deepmd-kit's ``EnvMat`` subtracts ``davg`` *after*
-zeroing the environment rows of empty neighbor slots, and nothing re-masks
-them, so on the dense route every empty slot of a center of type ``t`` feeds
-``R = (0 - davg[t]) / dstd[t]`` through the embedding net (with the type
-embedding of extended atom 0, i.e. the frame's first atom), through each
-attention layer as a fully masked query (``G <- LayerNorm(G + out_proj(0))``)
-and into ``G^T R``. The graph route leaves these rows out. Consequences: (1)
-dense and graph energies of the same model differ by an amount that grows
-with ``sel - degree`` (several eV on a 24-atom water box at sel 120 with real
-statistics; forces are unaffected because the rows are constant); (2) the
-dense energy depends on the type of the frame's first atom, so reordering
-atoms changes it; (3) it jumps when a neighbor crosses ``rcut`` unless that
-neighbor has the first atom's type. dpgraph's ``"dense"`` semantics reproduces
-all of it to rounding; with ``set_davg_zero: true`` (``davg = 0``) the rows
-vanish and only the phantom softmax terms and the ``sel`` truncation remain.
+set_davg_zero (measured against deepmd-kit 3.2.0 itself): deepmd-kit's
+``EnvMat`` subtracts ``davg`` *after* zeroing the environment rows of empty
+neighbor slots and nothing re-masks them, so on the dense route every empty
+slot of a center of type ``t`` feeds ``R = (0 - davg[t]) / dstd[t]`` through
+the embedding net (with the type embedding of extended atom 0, i.e. the
+frame's first atom), through each attention layer as a fully masked query
+(``G <- LayerNorm(G + out_proj(0))``) and into ``X = G^T R``. The graph route
+leaves these rows out. Because the descriptor is quadratic in ``X``, the
+constant rows change forces as well as energies. Measured with a random
+full-size DPA1 (sel 120, ``davg`` from the data, ``s``-component 0.058 / 0.055
+for O / H) on the 192-atom water frame of ``shared/data/water``: dense minus
+graph energy -2.54 eV (-13 meV/atom), forces differ by up to 0.023 eV/A (30 %
+of the largest force of that model); moving an H atom to the front of the
+frame changes the dense energy by -17.5 meV (the graph route is invariant).
+Continuity at ``rcut`` (smooth attention, small random model, 1e-7 A steps):
+with concat type embedding the dense energy jumps (2.6e-4 eV) when a neighbor
+whose type differs from the first atom's crosses ``rcut`` and is continuous
+otherwise, strip is continuous, and the graph route jumps at every crossing
+(2e-4 eV), since a neighbor at ``rcut`` still carries ``-davg/dstd``.
+dpgraph's ``"dense"`` semantics reproduces all of it (192 atoms: 1.7e-13 eV,
+4e-16 eV/A). With ``set_davg_zero: true`` (``davg = 0``)
+the rows vanish; dense and graph then differ only by the ``exp(-20)`` softmax
+terms and the ``sel`` truncation.
 """
 
 from __future__ import annotations
