@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 "$PY" -m pip install --quiet "torch==2.13.0" numpy
-"$PY" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja "pytest>=7" hypothesis
+"$PY" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja "pytest>=7" hypothesis ase
 # deepmd-kit 3.2.0: the reference of the import/parity tests (issue 5). Installed after torch
 # and without its [torch] extra (which pins another torch and pulls CUDA); mpich and e3nn are
 # what its pure-Python pt backends import. torch must still be 2.13.0 afterwards.
