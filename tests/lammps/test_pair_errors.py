@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from conftest import error_message, run_lammps, water_system, write_data
+from lmp_util import error_message, run_lammps, water_system, write_data
 
 SCRIPT = """
 units {units}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import NKTV2P, rel, run_lammps, water_system, write_data
+from lmp_util import NKTV2P, rel, run_lammps, water_system, write_data
 from dpgraph import DeepPot
 
 HEADER = """

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import NKTV2P, rel, run_lammps, water_system, write_data
+from lmp_util import NKTV2P, rel, run_lammps, water_system, write_data
 from dpgraph import DeepPot
 
 RUN0 = """

