@@ -6,6 +6,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 
@@ -254,12 +255,29 @@ void PairDPGraph::gather_step() {
   }
 }
 
+void PairDPGraph::setup() {
+  prep_time_ = 0.0;
+  for (auto &m : models_) m->reset_timing();
+}
+
+void PairDPGraph::finish() {
+  // share of the pair time spent assembling graphs (selection + coordinates + NeighborGraph)
+  double mine[3] = {prep_time_, 0.0, 0.0}, all[3];
+  for (auto &m : models_) mine[1] += m->timing().graph, mine[2] += m->timing().model;
+  MPI_Reduce(mine, all, 3, MPI_DOUBLE, MPI_MAX, 0, world);
+  if (comm->me == 0 && all[2] > 0)
+    utils::logmesg(lmp, "pair dpgraph timing (max over ranks): graph assembly {:.4g} s ({:.1f}% of pair), model {:.4g} s\n",
+                   all[0] + all[1], 100.0 * (all[0] + all[1]) / (all[0] + all[1] + all[2]), all[2]);
+}
+
 void PairDPGraph::compute(int eflag, int vflag) {
   ev_init(eflag, vflag);
+  const auto t_prep = std::chrono::steady_clock::now();
   const int nall = atom->nlocal + atom->nghost;
   const bool rebuilt = neighbor->ago == 0 || static_cast<int>(atom_node_.size()) != nall;
   if (rebuilt) rebuild_selection();
   gather_step();
+  prep_time_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_prep).count();
   const bool deviation = deviation_.active() && update->ntimestep % out_freq_ == 0;
   const dpgraph::NeighborList nl{static_cast<int>(ilist_.size()), ilist_.data(), numneigh_.data(),
                                  firstneigh_.data()};

@@ -39,6 +39,8 @@ class PairDPGraph : public Pair {
   void settings(int, char **) override;
   void coeff(int, char **) override;
   void init_style() override;
+  void setup() override;
+  void finish() override;
   double init_one(int, int) override;
   int pack_reverse_comm(int, int, double *) override;
   void unpack_reverse_comm(int, int *, double *) override;
@@ -70,6 +72,7 @@ class PairDPGraph : public Pair {
   std::vector<double> comm_forces_;  // (nmax, 3 * nmodels) for the reverse communication
   int comm_width_ = 0;
   int out_freq_ = 10;
+  double prep_time_ = 0.0;  // s, node selection and coordinate gathering
 };
 
 }  // namespace LAMMPS_NS

@@ -1,6 +1,7 @@
 #include "dpgraph/deep_pot.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "dpgraph/error.h"
 
@@ -10,6 +11,10 @@ namespace {
 Outputs to_host_double(const Outputs& o) {
   auto h = [](const at::Tensor& t) { return t.to(at::kCPU, at::kDouble).contiguous(); };
   return {h(o.energy), h(o.atom_energy), h(o.force), h(o.virial), h(o.atom_virial)};
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 std::string joined(const std::vector<std::string>& v) {
@@ -38,9 +43,13 @@ Result DeepPot::compute(const at::Tensor& coords_in, const at::Tensor& cell, con
       throw Error("atom type index " + std::to_string(lo < 0 ? lo : hi) + " is outside the model's types [0, " +
                   std::to_string(ntypes()) + ") = " + joined(type_map()));
   }
+  auto t0 = std::chrono::steady_clock::now();
   auto graph = build_graph(coords.to(dev), atype, cell.defined() ? cell.to(dev) : cell, pbc, rcut(),
                            model_->dtype());
+  timing_.graph += seconds_since(t0);
+  t0 = std::chrono::steady_clock::now();
   auto out = to_host_double(model_->run(graph));
+  timing_.model += seconds_since(t0);
   return {out.energy, out.force.reshape({nf, n, 3}), out.virial, out.atom_energy.reshape({nf, n}),
           out.atom_virial.reshape({nf, n, 9})};
 }
@@ -82,8 +91,13 @@ Outputs DeepPot::compute_nlist(const double* x, const int* atype, int nlocal, in
     if (atype[k] < 0 || atype[k] >= ntypes())
       throw Error("atom " + std::to_string(k) + " has type index " + std::to_string(atype[k]) +
                   " outside the model's types [0, " + std::to_string(ntypes()) + ") = " + joined(type_map()));
+  auto t0 = std::chrono::steady_clock::now();
   const auto& graph = nlist_.build(x, atype, nlocal, nall, list, mapping, ghosts_as_nodes, ago);
-  return to_host_double(model_->run(graph));
+  timing_.graph += seconds_since(t0);
+  t0 = std::chrono::steady_clock::now();
+  auto out = to_host_double(model_->run(graph));
+  timing_.model += seconds_since(t0);
+  return out;
 }
 
 std::vector<int> DeepPot::type_indices(const std::vector<std::string>& names) const {

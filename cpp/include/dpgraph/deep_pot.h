@@ -67,9 +67,17 @@ class DeepPot {
   /// The topology cache of compute_nlist (for diagnostics).
   const NeighborListGraph& nlist_graph() const { return nlist_; }
 
+  /// Wall time spent so far building graphs and running the model (s).
+  struct Timing {
+    double graph = 0.0, model = 0.0;
+  };
+  const Timing& timing() const { return timing_; }
+  void reset_timing() { timing_ = Timing(); }
+
  private:
   std::unique_ptr<Model> model_;
   NeighborListGraph nlist_;
+  Timing timing_;
 };
 
 }  // namespace dpgraph
