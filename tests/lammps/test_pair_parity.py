@@ -125,3 +125,34 @@ def test_unit_styles(tmp_path, model_file, triclinic, units):
     run = run0(tmp_path, model_file, coords, lmp_types, names, cell, units=units)
     check_run0(run, expected(model_file, coords, lmp_types, names, cell), units=units)
     assert math.isfinite(run.thermo()[-1][1])
+
+
+def test_hybrid_overlay_with_null_types(tmp_path, model_file, triclinic):
+    """LAMMPS type 3 is NULL for dpgraph (handled by lj/cut only): dpgraph sees the other atoms only."""
+    coords, lmp_types, cell = triclinic
+    write_data(tmp_path / "data.lmp", coords, lmp_types, cell, [1.0, 1.0, 1.0])
+    lj = "pair_coeff * * lj/cut 0.0 1.0\npair_coeff 3 3 lj/cut 0.01 2.0"
+    common = """units metal
+atom_style atomic
+boundary p p p
+read_data data.lmp
+neighbor 0.5 bin
+{pair}
+thermo_style custom step pe
+thermo_modify format float %.17g
+dump 1 all custom 1 atoms.dump id fx fy fz
+dump_modify 1 format float %.17g sort id
+run 0
+"""
+    for sub in ("both", "lj"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "data.lmp").write_text((tmp_path / "data.lmp").read_text())
+    both = run_lammps(tmp_path / "both", common.format(
+        pair=f"pair_style hybrid/overlay dpgraph {model_file} lj/cut 5.0\npair_coeff * * dpgraph H C NULL\n{lj}"))
+    only_lj = run_lammps(tmp_path / "lj", common.format(pair=f"pair_style lj/cut 5.0\n{lj.replace(' lj/cut', '')}"))
+    keep = lmp_types != 3
+    e, f = expected(model_file, coords[keep], lmp_types[keep], ["H", "C", "O"], cell)[:2]
+    assert rel(both.thermo()[-1][1] - only_lj.thermo()[-1][1], e[0, 0]) < 1e-10
+    f_dp = both.dump("atoms.dump")[:, 1:4] - only_lj.dump("atoms.dump")[:, 1:4]
+    assert rel(f_dp[keep], f[0]) < 1e-9
+    assert np.abs(f_dp[~keep]).max() < 1e-9 * np.abs(f).max()
