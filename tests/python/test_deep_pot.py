@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import zipfile
 from types import SimpleNamespace
 
@@ -547,6 +546,8 @@ def test_eval_nlist_refusals(fp64):
     bad["mapping"][-1] = len(nl["x"]) - 1  # a ghost mapped to a ghost
     with pytest.raises(ValueError, match="not an owned atom"):
         _call(dp, bad, mapping=bad["mapping"])
+    with pytest.raises(ValueError):  # nlocal > nall
+        dp.eval_nlist(nl["x"][:5], nl["atype"][:5], 10, nl["ilist"][:0], np.array([0]), np.zeros(0, int))
     x = nl["x"].copy()
     x[4, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
