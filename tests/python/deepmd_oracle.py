@@ -121,10 +121,10 @@ def evaluate(tree: dict, coords, atype, cell=None, route: str = "dense", backend
         if backend == "pt":
             if route != "dense":
                 raise ValueError("the classic pt backend has the dense route only")
-            model = pt.BaseModel.deserialize(copy.deepcopy(tree))
+            model = pt.BaseModel.deserialize(copy.deepcopy(tree)).eval()
             out = model(tc, ta, tb, do_atomic_virial=True)
         elif backend == "pt_expt":
-            model = pt_expt.BaseModel.deserialize(copy.deepcopy(tree))
+            model = pt_expt.BaseModel.deserialize(copy.deepcopy(tree)).eval()
             method = "legacy" if route == "dense" else "dense"
             ret = model.call_common(tc, ta, tb, do_atomic_virial=True, neighbor_graph_method=method)
             out = model._translate_eager_call(ret, ta, do_atomic_virial=True)

@@ -391,6 +391,11 @@ def test_dp_file_and_checkpoint(tmp_path):
             assert a == b, path
 
     same(mine, theirs)
+    yml = tmp_path / "m.yaml"  # deepmd-kit's text form of the same tree
+    _save_dp(tree, yml)
+    coords, atype, cell = triclinic(36, ROWS[i]["ntypes"])
+    a, b = run_eager(load_deepmd(yml), coords, atype, cell), run_eager(load_deepmd(dp), coords, atype, cell)
+    assert all(np.array_equal(a[q], b[q]) for q in QUANTITIES)
     ckpt = tmp_path / "m.pt"
     assert cli_main(["import-deepmd", str(dp), "-o", str(ckpt), "--semantics", "dense"]) == 0
     model = load_model(ckpt)

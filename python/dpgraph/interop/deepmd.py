@@ -508,7 +508,10 @@ def read_dp(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"deepmd-kit model file {path} does not exist")
     if path.suffix in (".yaml", ".yml"):
-        import yaml
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError("reading deepmd-kit .yaml files needs pyyaml: pip install pyyaml") from None
 
         def conv(x):
             if isinstance(x, dict) and x.get("@class") == "np.ndarray":
@@ -519,7 +522,7 @@ def read_dp(path: str | Path) -> dict:
     try:
         import h5py
     except ImportError:
-        raise ImportError("reading deepmd-kit .dp files needs h5py: pip install h5py") from None
+        raise ValueError("reading deepmd-kit .dp files needs h5py: pip install h5py") from None
     try:
         with h5py.File(path, "r") as f:
             if "json" not in f.attrs:
