@@ -76,15 +76,19 @@ py::tuple compute_nlist(DeepPot& dp, const F64& x, const I32& atype, int nlocal,
   const int nall = static_cast<int>(atype.size());
   const int inum = static_cast<int>(ilist.size());
   if (x.size() != 3 * static_cast<py::ssize_t>(nall)) throw dpgraph::Error("x must be (nall, 3) with nall = len(atype)");
+  if (nlocal < 0 || nlocal > nall) throw dpgraph::Error("need 0 <= nlocal <= nall = len(atype)");
   if (offsets.size() != inum + 1) throw dpgraph::Error("offsets must have len(ilist) + 1 entries");
   if (mapping && mapping->size() != nall) throw dpgraph::Error("mapping must have nall entries");
   // LAMMPS indexes numneigh/firstneigh by atom: scatter the CSR rows accordingly
   std::vector<int> numneigh(nall, 0);
   std::vector<int*> firstneigh(nall, nullptr);
   auto* nb = const_cast<int*>(neighbors.data());
+  std::vector<char> seen(nall, 0);
   for (int ii = 0; ii < inum; ++ii) {
     const int i = ilist.data()[ii];
     if (i < 0 || i >= nall) throw dpgraph::Error("ilist entries must be in [0, nall)");
+    if (seen[i]) throw dpgraph::Error("atom " + std::to_string(i) + " appears twice in ilist");
+    seen[i] = 1;
     const int lo = offsets.data()[ii], hi = offsets.data()[ii + 1];
     if (lo < 0 || hi < lo || hi > neighbors.size()) throw dpgraph::Error("offsets must be non-decreasing within neighbors");
     numneigh[i] = hi - lo;

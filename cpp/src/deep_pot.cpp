@@ -86,6 +86,9 @@ void DeepPot::compute(double& energy, std::vector<double>& force, std::vector<do
 
 Outputs DeepPot::compute_nlist(const double* x, const int* atype, int nlocal, int nall, const NeighborList& list,
                                const int* mapping, bool ghosts_as_nodes, int ago) {
+  if (nlocal < 0 || nall < nlocal)
+    throw Error("need 0 <= nlocal <= nall atoms, got nlocal = " + std::to_string(nlocal) + ", nall = " +
+                std::to_string(nall));
   const int n_nodes = ghosts_as_nodes ? nall : nlocal;
   for (int k = 0; k < n_nodes; ++k)
     if (atype[k] < 0 || atype[k] >= ntypes())

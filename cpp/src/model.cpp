@@ -13,6 +13,8 @@ const char* kOutputNames[] = {"energy", "atom_energy", "force", "virial", "atom_
 
 at::Device parse_device(const std::string& requested, const ModelInfo& info) {
   if (requested.empty()) return at::Device(info.device == "cuda" ? "cuda:0" : "cpu");
+  if (requested.rfind("cpu", 0) != 0 && requested.rfind("cuda", 0) != 0)
+    throw Error("unknown device '" + requested + "'; use cpu, cuda or cuda:K");
   try {
     at::Device d(requested);
     if (d.is_cuda() && !d.has_index()) return at::Device(at::kCUDA, 0);

@@ -32,17 +32,27 @@ void NeighborListGraph::rebuild_topology(int nlocal, int nall, const NeighborLis
   src.reserve(total);
   dst.reserve(total);
   const int n_nodes = ghosts_as_nodes ? nall : nlocal;
+  std::vector<int> seen(nall, -1);  // last center that listed each atom: catches repeated centers and neighbors
+  std::vector<char> is_center(nall, 0);
   for (int ii = 0; ii < list.inum; ++ii) {
     const int i = list.ilist[ii];
     if (i < 0 || i >= n_nodes)
       throw Error("neighbor list center " + std::to_string(i) + " is outside [0, " + std::to_string(n_nodes) +
                   ")" + (ghosts_as_nodes ? "" : "; ghost centers need ghosts kept as nodes"));
+    if (is_center[i]) throw Error("atom " + std::to_string(i) + " appears twice in the neighbor list's ilist");
+    is_center[i] = 1;
     const int* jlist = list.firstneigh[i];  // LAMMPS: numneigh/firstneigh are indexed by atom, not by ii
     for (int jj = 0; jj < list.numneigh[i]; ++jj) {
+      if (jlist[jj] < 0)
+        throw Error("neighbor index " + std::to_string(jlist[jj]) + " of atom " + std::to_string(i) + " is negative");
       const int j = jlist[jj] & kNeighMask;
-      if (j < 0 || j >= nall)
+      if (j >= nall)
         throw Error("neighbor index " + std::to_string(j) + " of atom " + std::to_string(i) + " is outside [0, " +
                     std::to_string(nall) + ")");
+      if (seen[j] == i)
+        throw Error("atom " + std::to_string(j) + " is listed twice as a neighbor of atom " + std::to_string(i) +
+                    "; a full neighbor list has each pair once per center");
+      seen[j] = i;
       src.push_back(j);
       dst.push_back(i);
     }

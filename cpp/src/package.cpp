@@ -94,10 +94,13 @@ ModelInfo check_package(const std::string& path, const std::string& device) {
 
   info.device = get("device").empty() ? "cpu" : get("device");
   std::string want = device.empty() ? info.device : device.substr(0, device.find(':'));
+  if (want != "cpu" && want != "cuda") throw Error("unknown device '" + device + "'; use cpu, cuda or cuda:K");
   if (want != info.device)
     throw Error(path + " was compiled for " + info.device + " but " + device + " was requested; export the model for " +
                 want + " (dpgraph export --device " + want + ")");
   info.cpu_isa = get("cpu_isa").empty() ? "default" : get("cpu_isa");
+  if (info.cpu_isa != "default" && info.cpu_isa != "avx2" && info.cpu_isa != "avx512")
+    throw Error(path + " targets an unknown CPU instruction set '" + info.cpu_isa + "'" + kReexport);
   if (info.device == "cpu") {
     const std::string have = cpu_capability();
     if (isa_rank(info.cpu_isa) > isa_rank(have))

@@ -83,6 +83,8 @@ def check_metadata(meta: dict[str, str], path, device: str = "cpu") -> None:
     if pkg_dev == "cpu":
         have = torch.backends.cpu.get_cpu_capability().lower()
         need = meta.get("cpu_isa", "default").lower()
+        if need not in _ISA_RANK:
+            raise PackageError(f"{path} targets an unknown CPU instruction set {need!r}; export it again")
         if _ISA_RANK.get(need, 0) > _ISA_RANK.get(have, 0):
             raise PackageError(
                 f"{path} contains {need.upper()} code but this CPU supports only {have.upper()}; "
