@@ -11,8 +11,10 @@ list / graph construction included, as a user of either code pays it).
 Backends (:data:`BACKENDS`, one subprocess per measurement):
 
 * ``deepmd dense``: deepmd-kit's fastest Python path, the classic ``pt``
-  model (what a frozen ``.pth`` runs: sel-padded dense neighbor list), eager
-  or TorchScript, whichever ``--pt-jit`` picks (default: scripted, as a .pth).
+  model scripted with TorchScript as in a frozen ``.pth`` (sel-padded dense
+  neighbor list), in eval mode; the reference of the ratios.
+  ``deepmd dense eager``: the same model without TorchScript (a little
+  slower, less memory: no profiling executor).
 * ``deepmd graph``: deepmd-kit's carry-all graph route (``pt_expt``,
   eager). It materializes every neighbor pair; the watchdog kills it at
   ``--graph-budget-gb``.
@@ -199,6 +201,7 @@ def _has_deeppot() -> bool:
 # so its worker imports the installed dpgraph instead of ../python.
 BACKENDS = {
     "deepmd dense": (setup_deepmd_dense, None, True),
+    "deepmd dense eager": (lambda *a: setup_deepmd_dense(*a, jit=False), None, True),
     "deepmd graph": (setup_deepmd_graph, None, True),
     "dpgraph eager": (setup_dpgraph_eager, None, True),
     "dpgraph .pt2": (setup_dpgraph_pt2, None, True),
@@ -214,9 +217,7 @@ def worker(backend: str, n_atoms: int, threads: int, repeat: int, model_dp: str,
     torch.set_num_threads(threads)
     coords, atype, cell = water_frame(n_atoms)
     setup = BACKENDS[backend][0]
-    if backend == "deepmd dense":
-        kwargs = {"jit": args.pt_jit}
-    elif backend.startswith("dpgraph"):
+    if backend.startswith("dpgraph"):
         kwargs = {"semantics": args.semantics, "package": args.package}
     else:
         kwargs = {}
@@ -254,7 +255,6 @@ def _env(threads: int, source: bool = True) -> dict:
 def run_case(backend, n_atoms, threads, repeat, model_dp, package, args) -> dict:
     cmd = [sys.executable, __file__, "--worker", backend, str(n_atoms), "--threads", str(threads),
            "--repeat", str(repeat), "--model", model_dp, "--package", package, "--semantics", args.semantics]
-    cmd += [] if args.pt_jit else ["--pt-eager"]
     env = _env(threads, source=BACKENDS[backend][2])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     killed = {"gb": 0.0}
@@ -329,7 +329,6 @@ def main() -> None:
                     help="the same for deepmd-kit's graph route (> 20 GB at 192 atoms per issue 5)")
     ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=list(BACKENDS))
-    ap.add_argument("--pt-eager", dest="pt_jit", action="store_false", help="deepmd dense: eager pt, not TorchScript")
     ap.add_argument("--semantics", choices=["dense", "carry-all"], default="dense",
                     help="dpgraph semantics (dense: the same numbers as deepmd-kit's dense route)")
     ap.add_argument("--model", help=argparse.SUPPRESS)
@@ -348,8 +347,7 @@ def main() -> None:
         print(f"DPA1 sel 120, 25-50-100, axis 16, attn 128 x 2, fitting 240 x 3, float64; water; "
               f"dpgraph semantics {args.semantics}; "
               f"one eval = energy + forces + virial from coordinates; median of timed evals; "
-              f"peak RSS = ru_maxrss of the worker; ratios vs '{REFERENCE}'"
-              f"{' (TorchScript)' if args.pt_jit else ' (eager)'}")
+              f"peak RSS = ru_maxrss of the worker; ratios vs '{REFERENCE}' (TorchScript)")
         header = f"{'atoms':>6} {'thr':>3} | {'backend':<16} | {'median s':>9} | {'peak GB':>8} | " \
                  f"{'speedup':>8} | {'memory':>7} | energy (eV)"
         print(header)
