@@ -21,5 +21,7 @@ cmake -S tests/cpp -B build/cpp-tests -G Ninja -DCMAKE_BUILD_TYPE=Release \
 cmake --build build/cpp-tests -j2
 ctest --test-dir build/cpp-tests --output-on-failure
 
-# Python and LAMMPS (pytest driving lmp/mpirun): from the repo root, against the installed package
-"$PY" -m pytest tests/python tests/lammps -q "$@"
+# Python, then LAMMPS (pytest driving lmp/mpirun): from the repo root, against the installed
+# package. Two sessions: each suite has its own conftest module.
+"$PY" -m pytest tests/python -q "$@"
+"$PY" -m pytest tests/lammps -q "$@"
