@@ -48,10 +48,13 @@ def in_dir(tmp_path, data):
     return tmp_path
 
 
-def test_1_2_3_ranks_give_the_same_trajectory(tmp_path, model_file, water):
+def test_1_2_3_ranks_give_the_same_trajectory(tmp_path, model_file):
+    """100 steps of 96-atom water (32 molecules: the CI budget) on 1, 2 and 3 ranks."""
+    coords, atype, cell = water_system(32, seed=4)
+    write_data(tmp_path / "data.lmp", coords, atype + 1, cell, [15.999, 1.008])
     runs = {}
     for n in (1, 2, 3):
-        run = run_lammps(in_dir(tmp_path / f"np{n}", water[0]), md_script(model_file, 100), nprocs=n)
+        run = run_lammps(in_dir(tmp_path / f"np{n}", tmp_path / "data.lmp"), md_script(model_file, 100), nprocs=n)
         runs[n] = run.thermo()
     assert runs[1].shape[0] == 11
     for n in (2, 3):
