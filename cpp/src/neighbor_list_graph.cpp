@@ -3,9 +3,9 @@
 // On a rebuild (ago == 0) the list is flattened on the host into
 // (extended src, center) pairs, sorted center-major and copied to the device
 // once. Every step only the coordinates are copied; edge_vec is recomputed
-// from them and the cutoff mask drops pairs that are in the list (the engine
-// adds a skin) but beyond rcut. Masked edges inside the edge list contribute
-// exactly zero to the model.
+// from them and the pairs that are in the list (the engine adds a skin) but
+// beyond rcut are dropped by a cutoff mask before the model sees the graph:
+// skin pairs would otherwise cost the attention ~(1 + skin/rcut)^6 in work.
 #include <algorithm>
 #include <numeric>
 
@@ -80,7 +80,7 @@ void NeighborListGraph::rebuild_topology(int nlocal, int nall, const NeighborLis
   }
   auto lopt = at::TensorOptions().dtype(at::kLong);
   auto host_edges = at::stack({at::tensor(node_src, lopt), at::tensor(node_dst, lopt)});
-  graph_.edge_index = host_edges.to(device_).contiguous();
+  topology_ = host_edges.to(device_).contiguous();
   graph_.n_node = at::tensor(std::vector<int64_t>{n_nodes, nlocal}, lopt).reshape({1, 2}).to(device_);
   ext_src_ = at::tensor(ext_src, lopt).to(device_);
   ext_dst_ = at::tensor(ext_dst, lopt).to(device_);
@@ -110,8 +110,12 @@ const NeighborGraph& NeighborListGraph::build(const double* x, const int* atype,
   auto vec = pos.index({ext_src_}) - pos.index({ext_dst_});  // (E_real, 3) float64
   auto inside = at::linalg_vector_norm(vec, 2, {1}) < rcut_;
   const auto fopt = at::TensorOptions().dtype(at::kDouble).device(device_);
-  graph_.edge_vec = at::cat({vec, at::zeros({kMinPaddingEdges, 3}, fopt)}).to(dtype_).contiguous();
-  graph_.edge_mask = at::cat({inside, at::zeros({kMinPaddingEdges}, fopt.dtype(at::kBool))});
+  auto keep = inside.nonzero().squeeze(1);  // order-preserving: edges stay sorted by dst
+  const int64_t e = keep.numel();
+  auto pad = at::zeros({2, kMinPaddingEdges}, topology_.options());
+  graph_.edge_index = at::cat({topology_.index_select(1, keep), pad}, 1).contiguous();
+  graph_.edge_vec = at::cat({vec.index_select(0, keep), at::zeros({kMinPaddingEdges, 3}, fopt)}).to(dtype_).contiguous();
+  graph_.edge_mask = at::cat({at::ones({e}, fopt.dtype(at::kBool)), at::zeros({kMinPaddingEdges}, fopt.dtype(at::kBool))});
   return graph_;
 }
 

@@ -9,7 +9,7 @@
 //    LAMMPS layout inum / ilist / numneigh / firstneigh): ghosts are folded
 //    onto their owners (one process) or kept as extra nodes (several MPI
 //    ranks); the topology is cached while the list does not change and only
-//    edge_vec and the cutoff mask are recomputed.
+//    edge_vec and the cutoff mask (which drops skin pairs) are recomputed.
 //
 // Lengths in Å. Cells are 3x3 with ROWS the lattice vectors.
 #pragma once
@@ -82,7 +82,8 @@ class NeighborListGraph {
   at::ScalarType dtype_;
   at::Device device_;
   NeighborGraph graph_;
-  at::Tensor ext_src_, ext_dst_;  // (E_real,) indices into the extended coordinates
+  at::Tensor ext_src_, ext_dst_;  // (E_list,) indices into the extended coordinates
+  at::Tensor topology_;           // (2, E_list) node indices [src; dst] of every listed pair
   int nlocal_ = -1, nall_ = -1;
   bool ghosts_as_nodes_ = false;
   int64_t rebuilds_ = 0;
