@@ -325,7 +325,7 @@ void PairDPGraph::compute(int eflag, int vflag) {
 }
 
 void PairDPGraph::write_deviation(const std::vector<dpgraph::Outputs> &outs) {
-  const int nlocal = atom->nlocal, nall = nlocal + atom->nghost, nm = static_cast<int>(outs.size());
+  const int nm = static_cast<int>(outs.size());
   const double ec = units_.energy, fc = units_.energy / units_.length;
   // every model's force on every atom; ghost contributions go home by reverse communication
   comm_forces_.assign(static_cast<size_t>(atom->nmax) * comm_width_, 0.0);
@@ -350,7 +350,6 @@ void PairDPGraph::write_deviation(const std::vector<dpgraph::Outputs> &outs) {
   }
   bigint n_local = tags.size(), n_total = 0;
   MPI_Allreduce(&n_local, &n_total, 1, MPI_LMP_BIGINT, MPI_SUM, world);
-  (void)nall;
   deviation_.write(update->ntimestep, forces, tags, virials, n_total);
 }
 

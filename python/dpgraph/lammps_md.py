@@ -40,19 +40,25 @@ def lmp_executable() -> str:
     return found
 
 
-def write_data(path: Path, coords, types, cell, type_names: list[str]) -> None:
-    """Orthorhombic or lower-triangular cell (Å); ``types`` are 0-based indices into ``type_names``."""
-    cell = np.asarray(cell, dtype=np.float64).tolist()
-    coords = np.asarray(coords, dtype=np.float64).tolist()
+def write_data(path: Path, coords, types, cell, masses, scale: float = 1.0) -> None:
+    """LAMMPS data file (atom_style atomic).
+
+    coords (n, 3) and cell (3, 3) in Å, the cell orthorhombic or lower triangular
+    (LAMMPS' restricted triclinic form); ``types`` are 0-based; ``masses`` one per
+    LAMMPS type; lengths are multiplied by ``scale`` (LAMMPS length units per Å).
+    """
+    cell = (np.asarray(cell, dtype=np.float64) * scale).tolist()
+    coords = (np.asarray(coords, dtype=np.float64) * scale).tolist()
     if cell[0][1] or cell[0][2] or cell[1][2]:
         raise ValueError("the cell must be lower triangular (LAMMPS' restricted triclinic form)")
-    lines = ["dpgraph", "", f"{len(coords)} atoms", f"{len(type_names)} atom types", "",
+    lines = ["dpgraph", "", f"{len(coords)} atoms", f"{len(masses)} atom types", "",
              f"0 {cell[0][0]!r} xlo xhi", f"0 {cell[1][1]!r} ylo yhi", f"0 {cell[2][2]!r} zlo zhi"]
     if cell[1][0] or cell[2][0] or cell[2][1]:
         lines.append(f"{cell[1][0]!r} {cell[2][0]!r} {cell[2][1]!r} xy xz yz")
-    lines += ["", "Masses", ""] + [f"{i + 1} {MASSES.get(n, 1.0)}" for i, n in enumerate(type_names)]
+    lines += ["", "Masses", ""] + [f"{i + 1} {m}" for i, m in enumerate(masses)]
     lines += ["", "Atoms # atomic", ""]
-    lines += [f"{i + 1} {int(t) + 1} {c[0]!r} {c[1]!r} {c[2]!r}" for i, (t, c) in enumerate(zip(np.asarray(types).tolist(), coords))]
+    lines += [f"{i + 1} {int(t) + 1} {c[0]!r} {c[1]!r} {c[2]!r}"
+              for i, (t, c) in enumerate(zip(np.asarray(types).tolist(), coords))]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -61,7 +67,7 @@ def run_md(model_file, coords, types, cell, type_names, workdir: Path, steps: in
     """NVE MD from velocities at ``temperature``; returns thermo and performance."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    write_data(workdir / "data.lmp", coords, types, cell, type_names)
+    write_data(workdir / "data.lmp", coords, types, cell, [MASSES.get(n, 1.0) for n in type_names])
     (workdir / "in.lmp").write_text(f"""units metal
 atom_style atomic
 boundary p p p

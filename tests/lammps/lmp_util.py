@@ -21,6 +21,7 @@ import torch
 from dpgraph.examples import water_box
 from dpgraph.export.cache import cached_export
 from dpgraph.graph import build_graph
+from dpgraph import lammps_md
 from dpgraph.lammps_md import lmp_executable
 from dpgraph.models import build_model, compute_descriptor_stats
 
@@ -57,18 +58,8 @@ def lammps_cell(cell) -> np.ndarray:
 
 
 def write_data(path: Path, coords, lmp_types, cell, masses, scale: float = 1.0) -> None:
-    """LAMMPS data file (atom_style atomic); lengths multiplied by ``scale``."""
-    cell = lammps_cell(cell) * scale
-    coords = np.asarray(coords, dtype=np.float64) * scale
-    n = len(coords)
-    lines = ["dpgraph test", "", f"{n} atoms", f"{len(masses)} atom types", "",
-             f"0 {float(cell[0, 0])!r} xlo xhi", f"0 {float(cell[1, 1])!r} ylo yhi", f"0 {float(cell[2, 2])!r} zlo zhi"]
-    if np.any(cell[[1, 2, 2], [0, 0, 1]] != 0):
-        lines.append(f"{float(cell[1, 0])!r} {float(cell[2, 0])!r} {float(cell[2, 1])!r} xy xz yz")
-    lines += ["", "Masses", ""] + [f"{i + 1} {m}" for i, m in enumerate(masses)]
-    lines += ["", "Atoms # atomic", ""]
-    lines += [f"{i + 1} {int(lmp_types[i])} {float(c[0])!r} {float(c[1])!r} {float(c[2])!r}" for i, c in enumerate(coords)]
-    path.write_text("\n".join(lines) + "\n")
+    """LAMMPS data file (atom_style atomic) with 1-based LAMMPS types; lengths multiplied by ``scale``."""
+    lammps_md.write_data(path, coords, np.asarray(lmp_types) - 1, lammps_cell(cell), masses, scale)
 
 
 def water_system(n_molecules: int = 64, seed: int = 3):
