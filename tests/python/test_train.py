@@ -231,3 +231,13 @@ def test_cli_train_test_plot(data_dir, tmp_path, capsys, monkeypatch):
     assert (tmp_path / "parity.png").stat().st_size > 0 and (tmp_path / "lc.png").stat().st_size > 0
     assert main(["test", "-m", "ckpt/model.ckpt.pt", "-s", str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    # resume through the CLI from a YAML input: continues at step 4
+    yaml = pytest.importorskip("yaml")
+    doc["training"]["numb_steps"] = 6
+    (tmp_path / "input.yaml").write_text(yaml.safe_dump(doc))
+    assert main(["train", "input.yaml", "--restart", "ckpt/model.ckpt.pt"]) == 0
+    assert "restarted from ckpt/model.ckpt.pt at step 4" in capsys.readouterr().out
+    assert list(read_lcurve(tmp_path / "lcurve.out")["step"]) == [2, 4, 6]
+    (tmp_path / "bad.yaml").write_text("model: [unclosed")
+    assert main(["train", "bad.yaml"]) == 2
+    assert "invalid YAML" in capsys.readouterr().err

@@ -94,6 +94,8 @@ def parity_plot(pred: dict, path: str) -> bool:
         ax.set_xlabel(f"reference {label}")
         ax.set_ylabel(f"model {label}")
         ax.set_title(f"RMSE {rmse:.3g}")
+        ax.ticklabel_format(useOffset=False)
+        ax.locator_params(nbins=5)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -203,9 +203,11 @@ class Trainer:
             last_saved = self.save()
         if stopped_early:
             self.log(f"stopped at step {self.step} of {total}: max_time {max_time} s reached")
-        self.log(f"trained {self.step - start_step} steps in {wall:.1f} s; checkpoint {last_saved}")
+        self.log(f"trained {self.step - start_step} steps in {wall:.1f} s; checkpoint {last_saved} (copied to "
+                 f"{last_saved.parent / (Path(tr['save_ckpt']).name + '.pt')})")
+        latest = last_saved.parent / f"{Path(tr['save_ckpt']).name}.pt"
         return {"steps": self.step - start_step, "step": self.step, "wall_s": wall, "validation": last_val,
-                "checkpoint": str(last_saved)}
+                "checkpoint": str(latest)}
 
 
 def load_training_checkpoint(path: str | Path) -> dict:
