@@ -54,9 +54,9 @@ def pair_labels(coords, atype, cell):
     return float(e.detach()), force.numpy(), virial.numpy()
 
 
-def write_system(path: Path, nframes: int = 6, seed: int = 0, virial: bool = True) -> Path:
+def write_system(path: Path, nframes: int = 6, seed: int = 0, virial: bool = True, natoms: int = N_ATOMS) -> Path:
     """A deepmd-kit npy system of ``nframes`` random configurations of one composition."""
-    coords0, atype, cell = random_system(N_ATOMS, BOX, seed=seed, min_dist=1.2)
+    coords0, atype, cell = random_system(natoms, BOX, seed=seed, min_dist=1.2)
     gen = torch.Generator().manual_seed(seed + 100)
     rows = {"coord": [], "box": [], "energy": [], "force": [], "virial": []}
     for f in range(nframes):
@@ -100,7 +100,7 @@ def quiet(*_):
 def data_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
     write_system(root / "sys0", nframes=6, seed=0)
-    write_system(root / "sys1", nframes=4, seed=1)
+    write_system(root / "sys1", nframes=4, seed=1, natoms=10)  # batches never mix systems
     return root
 
 

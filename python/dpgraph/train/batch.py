@@ -39,7 +39,8 @@ def make_batch(system: LabelledSystem, frames, rcut: float, dtype: torch.dtype) 
     idx = np.asarray(frames, dtype=np.int64)
     coords = torch.from_numpy(system.coords[idx])
     cell = None if system.cells is None else torch.from_numpy(system.cells[idx])
-    g = build_graph(coords, torch.from_numpy(system.atype), cell=cell, pbc=cell is not None, rcut=rcut, dtype=dtype)
+    pbc = system.pbc if cell is not None else False
+    g = build_graph(coords, torch.from_numpy(system.atype), cell=cell, pbc=pbc, rcut=rcut, dtype=dtype)
     nf = len(idx)
     lab = lambda a, shape: None if a is None else torch.from_numpy(a[idx]).to(dtype).reshape(shape)  # noqa: E731
     return Batch(g, torch.full((nf,), float(system.natoms), dtype=dtype), lab(system.energy, (nf,)),

@@ -8,6 +8,7 @@ list (a deepmd-kit "system"):
 =========  ======================  ==========================================
  coords     (nf, natoms, 3)         Å
  cells      (nf, 3, 3) or None      Å, rows are lattice vectors; None = open
+ pbc        3 bools                 periodicity along each lattice vector
  atype      (natoms,) int64         index into the *model's* type map
  energy     (nf,)                   eV
  force      (nf, natoms, 3) / None  eV/Å
@@ -40,6 +41,7 @@ class LabelledSystem:
     energy: np.ndarray
     force: np.ndarray | None = None
     virial: np.ndarray | None = None
+    pbc: tuple = (True, True, True)
 
     @property
     def n_frames(self) -> int:
@@ -54,7 +56,7 @@ class LabelledSystem:
         idx = np.asarray(idx, dtype=np.int64)
         pick = lambda a: None if a is None else a[idx]  # noqa: E731
         return LabelledSystem(self.name, self.coords[idx], pick(self.cells), self.atype, self.energy[idx],
-                              pick(self.force), pick(self.virial))
+                              pick(self.force), pick(self.virial), self.pbc)
 
 
 # ------------------------------------------------------------ type mapping
@@ -116,10 +118,8 @@ def load_npy_system(path: str | Path, type_map: list[str]) -> LabelledSystem:
             raise ValueError(f"{path}/type.raw has types outside [0, {len(type_map)}) and there is no "
                              "type_map.raw to map them by name")
         model_t = atype
-    return LabelledSystem(str(path), s.coords.astype(np.float64), None if s.boxes is None else s.boxes.astype(np.float64),
-                          model_t, s.energy.astype(np.float64),
-                          None if s.force is None else s.force.astype(np.float64),
-                          None if s.virial is None else s.virial.astype(np.float64))
+    f64 = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
+    return LabelledSystem(str(path), f64(s.coords), f64(s.boxes), model_t, f64(s.energy), f64(s.force), f64(s.virial))
 
 
 # ------------------------------------------------------------ ASE formats
@@ -147,7 +147,7 @@ def load_ase_file(path: str | Path, type_map: list[str]) -> list[LabelledSystem]
     out = []
     for k, (syms, items) in enumerate(groups.items()):
         atype = map_types(list(syms), type_map, str(path))
-        coords, cells, energy, force, virial = [], [], [], [], []
+        coords, cells, energy, force, virial, pbcs = [], [], [], [], [], set()
         has_virial = True
         for i, at in items:
             try:
@@ -156,6 +156,7 @@ def load_ase_file(path: str | Path, type_map: list[str]) -> list[LabelledSystem]
                 raise ValueError(f"{path}: frame {i} has no energy") from None
             coords.append(at.get_positions())
             cells.append(np.asarray(at.get_cell()) if at.pbc.any() else None)
+            pbcs.add(tuple(bool(p) for p in at.pbc))
             energy.append(e)
             try:
                 force.append(at.get_forces())
@@ -168,6 +169,8 @@ def load_ase_file(path: str | Path, type_map: list[str]) -> list[LabelledSystem]
                 has_virial = False
         if any(c is None for c in cells) and not all(c is None for c in cells):
             raise ValueError(f"{path}: frames with the same elements mix periodic and open boundaries")
+        if len(pbcs) > 1:
+            raise ValueError(f"{path}: frames with the same elements have different pbc flags {sorted(pbcs)}")
         if any(f is None for f in force) and not all(f is None for f in force):
             raise ValueError(f"{path}: some frames have forces and some do not")
         out.append(LabelledSystem(
@@ -175,7 +178,7 @@ def load_ase_file(path: str | Path, type_map: list[str]) -> list[LabelledSystem]
             None if cells[0] is None else np.array(cells, dtype=np.float64), atype,
             np.array(energy, dtype=np.float64),
             None if force[0] is None else np.array(force, dtype=np.float64),
-            np.array(virial, dtype=np.float64) if has_virial and virial else None))
+            np.array(virial, dtype=np.float64) if has_virial and virial else None, pbcs.pop()))
     return out
 
 

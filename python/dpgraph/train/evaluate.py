@@ -10,7 +10,6 @@ Per system and over all systems (frames pooled):
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from .batch import iterate_frames
 from .data import LabelledSystem
@@ -18,10 +17,8 @@ from .data import LabelledSystem
 
 def predict(model, systems: list[LabelledSystem], batch_size: int = 1):
     """Per system: dict of predicted and reference arrays (energy (nf,), force (nf*natoms, 3), virial (nf, 9))."""
-    out = {}
-    for s in systems:
-        rec = out.setdefault(s.name, {"natoms": s.natoms, "e": [], "e_ref": [], "f": [], "f_ref": [], "v": [],
-                                      "v_ref": []})
+    out = {s.name: {"natoms": s.natoms, "e": [], "e_ref": [], "f": [], "f_ref": [], "v": [], "v_ref": []}
+           for s in systems}
     for s, b in iterate_frames(systems, batch_size, model.rcut, model.dtype):
         p = model.evaluate(b.graph)
         rec = out[s.name]

@@ -24,7 +24,7 @@ def data_statistics(model, systems: list[LabelledSystem], nframes: int = 10) -> 
         k = min(nframes, s.n_frames)
         cell = None if s.cells is None else torch.from_numpy(s.cells[:k])
         graphs.append(build_graph(torch.from_numpy(s.coords[:k]), torch.from_numpy(s.atype), cell=cell,
-                                  pbc=cell is not None, rcut=model.rcut, dtype=torch.float64))
+                                  pbc=s.pbc if cell is not None else False, rcut=model.rcut, dtype=torch.float64))
     davg, dstd = compute_descriptor_stats(model.descriptor, graphs)
     counts = np.concatenate([np.tile(np.bincount(s.atype, minlength=model.ntypes), (s.n_frames, 1)) for s in systems])
     energies = np.concatenate([s.energy for s in systems])
