@@ -136,8 +136,13 @@ def cmd_test(args) -> int:
     from .models import load_model
     from .train import error_table, load_systems, parity_plot, predict
 
-    model = load_model(args.model)
-    model.eval()
+    if args.model.endswith(".pt2"):
+        from .export import load_package
+
+        model = load_package(args.model)  # same evaluate/type_map/rcut/dtype interface
+    else:
+        model = load_model(args.model)
+        model.eval()
     systems = load_systems(args.system, model.type_map)
     pred = predict(model, systems, batch_size=args.batch_size)
     table = error_table(pred)
@@ -199,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's choice)")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("test", help="energy/force/virial errors of a model on labelled data")
-    p.add_argument("-m", "--model", required=True, help="dpgraph checkpoint .pt (or config .json)")
+    p.add_argument("-m", "--model", required=True, help="dpgraph checkpoint .pt, compiled package .pt2 (or config .json)")
     p.add_argument("-s", "--system", required=True, nargs="+",
                    help="deepmd-kit npy systems, directories of them, or ASE-readable files (extxyz)")
     p.add_argument("--plot", default="parity.png", help="parity plot PNG ('' for none; default parity.png)")
