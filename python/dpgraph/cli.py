@@ -4,6 +4,9 @@
     dpgraph info model.pt2
     dpgraph demo [-o demo.pt2]
     dpgraph import-deepmd model.dp|model.pth -o model.pt2|model.pt [--semantics dense] [--portable]
+    dpgraph train input.json|input.yaml [--restart model.ckpt.pt]
+    dpgraph test -m model.pt -s SYSTEM ... [--plot parity.png]
+    dpgraph plot-lcurve lcurve.out -o lcurve.png
 
 MODEL is a JSON config (deepmd-kit's ``model`` section, or a whole input with
 a ``model`` key), a dpgraph checkpoint (``.pt``), or ``example`` for the
@@ -113,6 +116,63 @@ def cmd_demo(args) -> int:
     return run_demo(args.output, args.molecules, args.steps)
 
 
+def cmd_train(args) -> int:
+    from .train import read_input, train
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    doc = read_input(args.input)
+    out = train(doc, restart=args.restart)
+    val = out["validation"]
+    if val and "rmse_f" in val:
+        print(f"validation: rmse_e {val['rmse_e']:.3e} eV/atom, rmse_f {val['rmse_f']:.3e} eV/A")
+    print(f"export with: dpgraph export {out['checkpoint']} -o model.pt2")
+    return 0
+
+
+def cmd_test(args) -> int:
+    from .models import load_model
+    from .train import error_table, load_systems, parity_plot, predict
+
+    if args.model.endswith(".pt2"):
+        from .export import load_package
+
+        model = load_package(args.model)  # same evaluate/type_map/rcut/dtype interface
+    else:
+        model = load_model(args.model)
+        model.eval()
+    systems = load_systems(args.system, model.type_map)
+    pred = predict(model, systems, batch_size=args.batch_size)
+    table = error_table(pred)
+    units = {"e": "eV/atom", "f": "eV/A", "v": "eV/atom"}
+    names = {"e": "energy", "f": "force", "v": "virial"}
+    for name, row in table.items():
+        if name == "all" and len(table) == 2:
+            continue
+        print(f"{'all systems' if name == 'all' else name}: {row['frames']} frames")
+        for k in ("e", "f", "v"):
+            if f"rmse_{k}" in row:
+                print(f"  {names[k]} RMSE {row[f'rmse_{k}']:.4e} {units[k]}   MAE {row[f'mae_{k}']:.4e} {units[k]}")
+    if args.plot:
+        if parity_plot(pred, args.plot):
+            print(f"wrote {args.plot}")
+        else:
+            print("parity plot skipped: matplotlib is not installed (pip install matplotlib)")
+    return 0
+
+
+def cmd_plot_lcurve(args) -> int:
+    from .train import plot_lcurve
+
+    if plot_lcurve(args.lcurve, args.output):
+        print(f"wrote {args.output}")
+        return 0
+    print("dpgraph: error: plot-lcurve needs matplotlib (pip install matplotlib)", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dpgraph", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -138,6 +198,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--molecules", type=int, default=64)
     p.add_argument("--steps", type=int, default=20, help="LAMMPS MD steps (0: no MD)")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("train", help="train a model from a deepmd-kit style input (.json or .yaml)")
+    p.add_argument("input", help="training input: model, learning_rate, loss, training sections")
+    p.add_argument("--restart", default=None, help="continue from a training checkpoint (model.ckpt.pt)")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's choice)")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("test", help="energy/force/virial errors of a model on labelled data")
+    p.add_argument("-m", "--model", required=True, help="dpgraph checkpoint .pt, compiled package .pt2 (or config .json)")
+    p.add_argument("-s", "--system", required=True, nargs="+",
+                   help="deepmd-kit npy systems, directories of them, or ASE-readable files (extxyz)")
+    p.add_argument("--plot", default="parity.png", help="parity plot PNG ('' for none; default parity.png)")
+    p.add_argument("--batch-size", type=int, default=1, help="frames evaluated together")
+    p.set_defaults(func=cmd_test)
+    p = sub.add_parser("plot-lcurve", help="plot an lcurve.out to a PNG")
+    p.add_argument("lcurve", help="lcurve.out written by dpgraph train (or deepmd-kit)")
+    p.add_argument("-o", "--output", default="lcurve.png")
+    p.set_defaults(func=cmd_plot_lcurve)
     args = parser.parse_args(argv)
     from .runtime import tune_allocator
 
