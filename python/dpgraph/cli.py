@@ -1,22 +1,27 @@
 """The ``dpgraph`` command line.
 
+    dpgraph demo [--steps 200] [--repeat 4] [--plot demo.png] [-o demo.pt2]
     dpgraph export MODEL -o model.pt2 [--portable] [--stats SYSTEM ...]
     dpgraph info model.pt2
-    dpgraph demo [-o demo.pt2]
+    dpgraph eval -m MODEL STRUCTURE ... [-o results.extxyz]
+    dpgraph bench [-m MODEL] [-s STRUCTURE] [--sizes 108 864 ...]
     dpgraph import-deepmd model.dp|model.pth -o model.pt2|model.pt [--semantics dense] [--portable]
     dpgraph train input.json|input.yaml [--restart model.ckpt.pt]
     dpgraph test -m model.pt -s SYSTEM ... [--plot parity.png]
     dpgraph plot-lcurve lcurve.out -o lcurve.png
 
 MODEL is a JSON config (deepmd-kit's ``model`` section, or a whole input with
-a ``model`` key), a dpgraph checkpoint (``.pt``), or ``example`` for the
-built-in DPA1 water config.
+a ``model`` key), a dpgraph checkpoint (``.pt``), ``builtin`` for the built-in
+trained Cu-Au model, or ``example`` for the full-size DPA1 water config (random
+weights). ``eval`` also takes a compiled ``.pt2``. Errors go to stderr with exit
+code 2 (set DPGRAPH_DEBUG=1 for the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,6 +33,10 @@ def _load_model(spec: str):
 
     if spec == "example":
         return build_model(example_config())
+    if spec == "builtin":
+        from .builtin import load_builtin
+
+        return load_builtin()
     return load_model(spec)
 
 
@@ -113,7 +122,58 @@ def cmd_import_deepmd(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo(args.output, args.molecules, args.steps)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for pair_style dpgraph inside lmp
+    return run_demo(args.output, args.repeat, args.steps, args.temperature, args.timestep, args.plot or None)
+
+
+def cmd_eval(args) -> int:
+    import numpy as np
+
+    from .evaluator import open_model, read_structures
+
+    model = open_model(args.model)
+    structures = [s for path in args.structure for s in read_structures(path)]
+    print(f"model {args.model} ({model.kind}): type_map {model.type_map}, rcut {model.rcut} Å")
+    print(f"{'structure':<28} {'atoms':>6} {'energy (eV)':>18} {'eV/atom':>12} {'max |F| eV/Å':>13} {'P (GPa)':>9}")
+    results = []
+    for s in structures:
+        r = model.eval(s)
+        n = len(s.symbols)
+        pressure = float("nan")
+        if s.cell is not None:
+            vol = abs(float(np.linalg.det(s.cell)))
+            pressure = (r["virial"][0] + r["virial"][4] + r["virial"][8]) / (3 * vol) * 160.21766208
+        print(f"{s.name:<28} {n:6d} {r['energy']:18.8f} {r['energy'] / n:12.6f} "
+              f"{float((r['force'] ** 2).sum(1).max() ** 0.5) if n else 0.0:13.6f} {pressure:9.4f}")
+        results.append((s, r))
+    if args.output:
+        from .evaluator import write_results
+
+        write_results(results, args.output)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .benchmark import run_bench
+    from .evaluator import read_structures
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    structure = None
+    if args.structure:
+        structure = read_structures(args.structure)[0]
+    elif args.model not in ("builtin",):
+        raise ValueError("bench: pass -s STRUCTURE (a periodic structure of the model's elements to replicate); "
+                         "only the built-in model has a default structure")
+    run_bench(args.model, structure, args.sizes, repeat=args.repeat, reference=not args.no_reference)
+    return 0
 
 
 def cmd_train(args) -> int:
@@ -177,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dpgraph", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("export", help="compile a model to an AOTInductor .pt2 package")
-    p.add_argument("model", help="config .json, checkpoint .pt, or 'example'")
+    p.add_argument("model", help="config .json, checkpoint .pt, 'builtin' or 'example'")
     p.add_argument("-o", "--output", required=True, help="output .pt2 path")
     p.add_argument("--portable", action="store_true", help="target AVX2 so the package runs on any x86-64 CPU")
     p.add_argument("--no-check", action="store_true", help="skip the package-vs-eager parity check")
@@ -193,11 +253,28 @@ def main(argv: list[str] | None = None) -> int:
                    help="carry-all = deepmd-kit's graph route (default); dense = its sel-padded dense route")
     p.add_argument("--portable", action="store_true", help="target AVX2 so the package runs on any x86-64 CPU")
     p.set_defaults(func=cmd_import_deepmd)
-    p = sub.add_parser("demo", help="export the built-in example model, evaluate a water box, run LAMMPS MD")
-    p.add_argument("-o", "--output", default=None, help="where to keep the .pt2 (default: the cache)")
-    p.add_argument("--molecules", type=int, default=64)
-    p.add_argument("--steps", type=int, default=20, help="LAMMPS MD steps (0: no MD)")
+    p = sub.add_parser("demo", help="compile the built-in Cu-Au model and run LAMMPS MD with pair_style dpgraph")
+    p.add_argument("-o", "--output", default=None, help="also copy the .pt2 here (default: only the cache)")
+    p.add_argument("--repeat", type=int, default=4, help="fcc cells per box edge (4 -> 256 atoms)")
+    p.add_argument("--steps", type=int, default=200, help="LAMMPS NVE steps (0: no MD)")
+    p.add_argument("--temperature", type=float, default=300.0, help="initial temperature (K)")
+    p.add_argument("--timestep", type=float, default=2.0, help="MD time step (fs)")
+    p.add_argument("--plot", default="demo.png", help="temperature/energy plot PNG ('' for none)")
+    p.add_argument("--threads", type=int, default=0, help="threads for torch and the pair style (default: all)")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("eval", help="energy, forces and virial of structures (any ASE format or deepmd npy system)")
+    p.add_argument("-m", "--model", required=True, help="compiled .pt2, checkpoint .pt, config .json, or 'builtin'")
+    p.add_argument("structure", nargs="+", help="structure files (extxyz, POSCAR, cif, lammps-data, ...) or npy systems")
+    p.add_argument("-o", "--output", default=None, help="write results: .extxyz (energy/forces/stress) or .npz")
+    p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("bench", help="time the compiled package vs eager PyTorch on growing systems")
+    p.add_argument("-m", "--model", default="builtin", help="checkpoint .pt, config .json, .pt2, or 'builtin'")
+    p.add_argument("-s", "--structure", default=None, help="periodic structure to replicate (default: Cu-Au fcc)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[108, 864], help="minimum atom counts")
+    p.add_argument("--repeat", type=int, default=3, help="timed evaluations per size (median)")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--no-reference", action="store_true", help="skip the eager PyTorch reference")
+    p.set_defaults(func=cmd_bench)
     p = sub.add_parser("train", help="train a model from a deepmd-kit style input (.json or .yaml)")
     p.add_argument("input", help="training input: model, learning_rate, loss, training sections")
     p.add_argument("--restart", default=None, help="continue from a training checkpoint (model.ckpt.pt)")
@@ -220,8 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     tune_allocator()
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"dpgraph: error: {err}", file=sys.stderr)
+    except Exception as err:  # every failure: one line on stderr, exit code 2
+        if os.environ.get("DPGRAPH_DEBUG"):
+            raise
+        print(f"dpgraph {args.cmd}: error: {err}", file=sys.stderr)
         return 2
 
 

@@ -63,8 +63,13 @@ def write_data(path: Path, coords, types, cell, masses, scale: float = 1.0) -> N
 
 
 def run_md(model_file, coords, types, cell, type_names, workdir: Path, steps: int = 20, temperature: float = 300.0,
-           timestep_fs: float = 0.5, thermo_every: int = 5, nprocs: int = 1) -> MDResult:
-    """NVE MD from velocities at ``temperature``; returns thermo and performance."""
+           timestep_fs: float = 0.5, thermo_every: int = 5, nprocs: int = 1, threads: int | None = None) -> MDResult:
+    """NVE MD from velocities at ``temperature``; returns thermo and performance.
+
+    ``threads``: torch threads per rank inside ``lmp`` (sets OMP_NUM_THREADS);
+    default: the caller's OMP_NUM_THREADS, else the pair style's default (all
+    cores on one rank, one thread per rank under MPI).
+    """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     write_data(workdir / "data.lmp", coords, types, cell, [MASSES.get(n, 1.0) for n in type_names])
@@ -85,7 +90,10 @@ run {steps}
     cmd = [lmp_executable(), "-in", "in.lmp", "-log", "log.lammps"]
     if nprocs > 1:
         cmd = ["mpirun", "-np", str(nprocs)] + cmd
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=dict(os.environ))
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
     log = proc.stdout + proc.stderr
     if proc.returncode != 0:
         errors = "\n".join(l for l in log.splitlines() if "ERROR" in l) or log[-2000:]
