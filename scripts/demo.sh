@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: install, export the built-in example model, evaluate a water box.
+# The main job: install, compile the built-in Cu-Au model, run LAMMPS MD with pair_style dpgraph.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh

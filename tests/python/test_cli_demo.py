@@ -63,11 +63,11 @@ def test_eval_builtin_on_extxyz(tmp_path, capsys):
 @pytest.mark.slow
 def test_demo_runs(capsys, tmp_path):
     out, png = tmp_path / "demo.pt2", tmp_path / "demo.png"
-    assert main(["demo", "--repeat", "2", "-o", str(out), "--steps", "20", "--plot", str(png)]) == 0
+    assert main(["demo", "--steps", "20", "-o", str(out), "--plot", str(png)]) == 0
     text = capsys.readouterr().out
     assert "package vs eager: max abs difference" in text
     assert "model vs EMT reference" in text
-    assert "LAMMPS: pair_style dpgraph, 32 atoms, NVE 20 steps" in text
+    assert "LAMMPS: pair_style dpgraph, 256 atoms, NVE 20 steps" in text
     assert "atom-steps/s" in text and "ns/day" in text
     assert out.exists() and png.stat().st_size > 1000
 
