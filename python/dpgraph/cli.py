@@ -9,8 +9,9 @@
     dpgraph plot-lcurve lcurve.out -o lcurve.png
 
 MODEL is a JSON config (deepmd-kit's ``model`` section, or a whole input with
-a ``model`` key), a dpgraph checkpoint (``.pt``), or ``example`` for the
-built-in DPA1 water config.
+a ``model`` key), a dpgraph checkpoint (``.pt``), ``example`` for the
+built-in DPA1 water config, or ``example-equivariant`` for the built-in
+SO(3)-equivariant attention config (docs/equivariant.md).
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from pathlib import Path
 
 
 def _load_model(spec: str):
-    from .examples import example_config
+    from .examples import example_config, example_equivariant_config
     from .models import build_model, load_model
 
     if spec == "example":
         return build_model(example_config())
+    if spec == "example-equivariant":
+        return build_model(example_equivariant_config())
     return load_model(spec)
 
 
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dpgraph", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("export", help="compile a model to an AOTInductor .pt2 package")
-    p.add_argument("model", help="config .json, checkpoint .pt, or 'example'")
+    p.add_argument("model", help="config .json, checkpoint .pt, 'example' or 'example-equivariant'")
     p.add_argument("-o", "--output", required=True, help="output .pt2 path")
     p.add_argument("--portable", action="store_true", help="target AVX2 so the package runs on any x86-64 CPU")
     p.add_argument("--no-check", action="store_true", help="skip the package-vs-eager parity check")

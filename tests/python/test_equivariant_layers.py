@@ -20,6 +20,7 @@ from dpgraph.ops.spherical import degree_index, gaunt_tensor, n_sph, real_sph_ha
 from wigner_reference import basis_change, random_rotation, wigner_d
 
 TOL = 1e-12
+pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad:UserWarning")
 
 
 def _unit(n: int, seed: int) -> torch.Tensor:
