@@ -118,11 +118,26 @@ def test_translation_and_permutation_invariance(kind):
         assert_close(permuted[key], want, RTOL_INV, scale, key)
 
 
+def test_relative_positional_encoding_switches():
+    """rpe_qk=False (keys without geometry) stays equivariant; without any relative
+    positional encoding no direction enters: degrees l > 0 stay zero (e3x semantics)."""
+    coords, atype, cell = open_system()
+    model = get_model(2, rpe_qk=False)
+    ref = _features(model, coords, atype, cell)[-1]
+    rot = random_rotation(6)
+    out = _features(model, coords @ rot.T, atype, cell)[-1]
+    want = torch.einsum("ab,nbfc->nafc", torch.from_numpy(wigner_d(rot, 2)), ref)
+    assert float((out - want).abs().max()) < 1e-12 * float(ref.abs().max())
+    assert float(ref[:, 1:].abs().max()) > 1e-2
+    blind = get_model(2, rpe_qk=False, rpe_v=False)
+    assert float(_features(blind, coords, atype, cell)[-1][:, 1:].abs().max()) == 0.0
+
+
 # ------------------------------------------------------- derivatives (FD)
-@pytest.mark.parametrize("kind", ["pbc", "open"])
-def test_force_is_minus_energy_gradient(kind):
+@pytest.mark.parametrize("lmax,kind", [(3, "pbc"), (3, "open"), (0, "open")])
+def test_force_is_minus_energy_gradient(lmax, kind):
     coords, atype, cell = system(kind)
-    check_forces_fd(get_model(3), coords, atype, cell, atoms=[0, 7, 13], n_dirs=3)
+    check_forces_fd(get_model(lmax), coords, atype, cell, atoms=[0, 7, 13], n_dirs=3)
 
 
 @pytest.mark.parametrize("kind", ["pbc", "open"])

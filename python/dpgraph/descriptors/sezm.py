@@ -28,6 +28,7 @@ from ..nn.equivariant_attention import EquivariantAttention
 from ..nn.gate import GatedFeedForward
 from ..nn.so3 import ChannelLinear
 from ..ops.spherical import LMAX_SUPPORTED, n_sph
+from .se_atten import _seed_int
 from .sezm_geometry import BesselBasis, edge_geometry
 
 
@@ -76,7 +77,7 @@ class DescrptSeZM(nn.Module):
         attn_eps: float = 1e-6,
         precision: str = "default",
         trainable: bool = True,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
         type_map: Sequence[str] | None = None,
         pair_exclude_types: Sequence[Sequence[int]] = (),
     ):
@@ -98,7 +99,7 @@ class DescrptSeZM(nn.Module):
         self.n_heads, self.n_blocks = n_heads, n_blocks
         self.type_map = list(type_map) if type_map is not None else None
         self.dtype = dt = resolve_precision(precision)
-        gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+        gen = torch.Generator().manual_seed(_seed_int(seed)) if seed is not None else None
         args = dict(dtype=dt, generator=gen)
 
         tebd = torch.empty(ntypes, n_focus, channels, dtype=torch.float64).normal_(0.0, 1.0, generator=gen)
