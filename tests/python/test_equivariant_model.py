@@ -380,3 +380,11 @@ def test_export_package_equals_eager():
         for key in ref:
             scale = float(ref[key].abs().max().clamp(min=1e-6))
             assert float((got[key] - ref[key]).abs().max()) / scale < 1e-10, key
+    # the C++ runtime (DeepPot, the LAMMPS code path) runs it unchanged on a single-process graph
+    from dpgraph import DeepPot
+
+    e, f, v = DeepPot(path).eval(coords[None], cell.reshape(1, 9), atype)
+    ref = run(model, coords, atype, cell)
+    assert_close(e.ravel(), ref["energy"], 1e-10, what="C++ energy")
+    assert_close(f[0], ref["force"], 1e-10, what="C++ force")
+    assert_close(v[0], ref["virial"][0], 1e-10, what="C++ virial")
