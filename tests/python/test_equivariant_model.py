@@ -314,6 +314,19 @@ def test_config_errors():
             build_model(sezm_config(**bad))
 
 
+def test_pair_exclude_types():
+    """Model-level pair_exclude_types: those pairs are no neighbors (== masking their edges)."""
+    cfg = sezm_config(2)
+    excl = build_model({**cfg, "pair_exclude_types": [[0, 1]]})
+    base = build_model(cfg)
+    g = graph_of(*open_system())
+    keep = g.edge_mask & (g.atype[g.src] == g.atype[g.dst])
+    out = excl.evaluate(g)
+    ref = base.evaluate(NeighborGraph(g.atype, g.n_node, g.edge_index, g.edge_vec, keep))
+    for key in out:
+        assert_close(out[key].numpy(), ref[key].numpy(), 1e-12, max(float(ref[key].abs().max()), 1.0), key)
+
+
 def test_receptive_field_metadata_and_stats():
     model = build_model(sezm_config(n_blocks=3))
     d = model.descriptor
