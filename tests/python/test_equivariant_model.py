@@ -225,14 +225,10 @@ def test_frames_of_different_sizes():
 
 
 # -------------------------------------------------------------- ghost nodes
-def rank_graph(coords, atype, cell, owned, reach: float, rcut: float = RCUT):
-    """The graph an MPI rank of an MD engine passes to a message-passing model.
-
-    Nodes: the owned atoms (wrapped into the box) first, then every other atom
-    or periodic image within ``reach`` of an owned atom (ghosts). Edges: every
-    pair of nodes closer than ``rcut``, ghost centers included. Returns the
-    graph and the global owner index of every node.
-    """
+def rank_nodes(coords, cell, owned, reach: float):
+    """The atoms an MPI rank of an MD engine holds: the owned atoms (wrapped into
+    the box) first, then every other atom or periodic image within ``reach`` of an
+    owned atom (ghosts). Returns their positions and global owner indices."""
     inv = np.linalg.inv(cell)
     wrapped = ((coords @ inv) % 1.0) @ cell
     owned = np.asarray(owned)
@@ -246,7 +242,17 @@ def rank_graph(coords, atype, cell, owned, reach: float, rcut: float = RCUT):
         d = np.linalg.norm(img[:, None, :] - wrapped[owned][None], axis=-1).min(1)
         pos.append(img[d < reach])
         owner.append(cand[d < reach])
-    pos, owner = np.concatenate(pos), np.concatenate(owner)
+    return np.concatenate(pos), np.concatenate(owner)
+
+
+def rank_graph(coords, atype, cell, owned, reach: float, rcut: float = RCUT):
+    """The graph an MPI rank of an MD engine passes to a message-passing model.
+
+    Nodes: rank_nodes (owned first, then ghosts out to ``reach``). Edges: every
+    pair of nodes closer than ``rcut``, ghost centers included. Returns the
+    graph and the global owner index of every node.
+    """
+    pos, owner = rank_nodes(coords, cell, owned, reach)
     dist = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
     near = dist < rcut
     np.fill_diagonal(near, False)
@@ -401,3 +407,33 @@ def test_export_package_equals_eager():
     assert_close(e.ravel(), ref["energy"], 1e-10, what="C++ energy")
     assert_close(f[0], ref["force"], 1e-10, what="C++ force")
     assert_close(v[0], ref["virial"][0], 1e-10, what="C++ virial")
+
+    # ... and on MD-style neighbor lists of two ranks (the C++ NeighborListGraph, what pair_style
+    # dpgraph passes): ghosts out to the receptive field + skin as extra nodes, owned atoms and
+    # the ghosts within receptive_field - rcut + skin of them as centres, pairs out to rcut +
+    # skin (the runtime drops those beyond rcut); the summed owned energies, the virials and the
+    # folded forces and atom virials are the periodic system's
+    dp, skin, n = DeepPot(path), 0.5, len(coords)
+    frac_x = (coords @ np.linalg.inv(cell))[:, 0] % 1.0
+    e_tot, vir, force, avir = 0.0, np.zeros(9), np.zeros((n, 3)), np.zeros((n, 9))
+    for owned in (np.nonzero(frac_x < 0.5)[0], np.nonzero(frac_x >= 0.5)[0]):
+        pos, owner = rank_nodes(coords, cell, owned, model.receptive_field + skin)
+        nown = len(owned)
+        dist = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
+        reach = dist[:, :nown].min(1)
+        centres = np.nonzero(reach < model.receptive_field - RCUT + skin)[0]
+        assert nown < len(centres) < len(pos)
+        neighbors = [np.nonzero((dist[i] < RCUT + skin) & (np.arange(len(pos)) != i))[0] for i in centres]
+        offsets = np.concatenate([[0], np.cumsum([len(x) for x in neighbors])])
+        out = dp.eval_nlist(pos, atype[owner], nown, centres, offsets, np.concatenate(neighbors),
+                            ghosts_as_nodes=True)
+        en, fo, vi, ae, av = (np.asarray(x) for x in out)
+        assert_close(ae[:nown].sum(), en.sum(), 1e-12, what="owned energies")
+        e_tot += float(en.sum())
+        vir += vi.reshape(9)
+        force += _fold(fo.reshape(-1, 3), owner, n)
+        avir += _fold(av.reshape(-1, 9), owner, n)
+    assert_close(e_tot, ref["energy"][0], 1e-10, what="C++ ranks: energy")
+    assert_close(vir, ref["virial"][0], 1e-10, what="C++ ranks: virial")
+    assert_close(force, ref["force"], 1e-10, what="C++ ranks: force")
+    assert_close(avir, ref["atom_virial"], 1e-10, what="C++ ranks: atom virial")
