@@ -16,11 +16,13 @@ One compiled model for the file (conftest: equivariant_model_file).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lmp_util import EQUIVARIANT_CONFIG, NKTV2P, rel, run_lammps, water_system, write_data
+import dpgraph
 from dpgraph import DeepPot
 
 RCUT = EQUIVARIANT_CONFIG["descriptor"]["rcut"]
@@ -97,6 +99,10 @@ def test_triclinic_run0_matches_deeppot(tmp_path, equivariant_model_file, tricli
     coords, atype, cell = triclinic
     write_data(tmp_path / "data.lmp", coords, atype + 1, cell, [15.999, 1.008])
     run = run_lammps(tmp_path, RUN0.format(model=equivariant_model_file), nprocs=nprocs)
+    # the plugin of the dpgraph under test (two installs: the lmp of another Python loads its own)
+    plugin_dir = Path(dpgraph.__file__).parent / "lammps"
+    assert f"Loaded 1 plugins from {plugin_dir}" in run.output, (
+        f"lmp did not load pair_style dpgraph from {plugin_dir}: use the lmp of this Python")
     e, f, v, ae, av = DeepPot(equivariant_model_file).eval(coords[None], cell.reshape(1, 9), atype, atomic=True)
     th, atoms = run.thermo()[-1], run.dump("atoms.dump")
     assert rel(th[1], e[0, 0]) < 1e-10
