@@ -8,11 +8,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
 #include "atom.h"
 #include "comm.h"
+#include "domain.h"
 #include "error.h"
 #include "force.h"
 #include "memory.h"
@@ -45,6 +47,7 @@ PairDPGraph::~PairDPGraph() {
   if (allocated) {
     memory->destroy(setflag);
     memory->destroy(cutsq);
+    memory->destroy(cutghost);
   }
 }
 
@@ -53,6 +56,7 @@ void PairDPGraph::allocate() {
   const int n = atom->ntypes + 1;
   memory->create(setflag, n, n, "pair:setflag");
   memory->create(cutsq, n, n, "pair:cutsq");
+  memory->create(cutghost, n, n, "pair:cutghost");  // read by Pair::init() whenever ghostneigh is set
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < n; ++j) setflag[i][j] = 0;
   model_type_.assign(n, -1);
@@ -168,8 +172,10 @@ void PairDPGraph::init_style() {
   if (atom->tag_enable == 0) error->all(FLERR, "pair_style dpgraph requires atom IDs (atom_modify id yes)");
   multi_rank_ = comm->nprocs > 1;
   int flags = NeighConst::REQ_FULL;
+  ghostneigh = 0;
   if (multi_rank_ && receptive_ > rcut_ * (1 + 1e-12)) {
-    // message passing: ghosts out to the receptive field, with their own edges
+    // message passing: ghosts out to the receptive field, with their own edges (out to rcut,
+    // cutghost in init_one); one rank folds ghosts onto owners, which is exact without this
     flags |= NeighConst::REQ_GHOST;
     ghostneigh = 1;
     comm->cutghostuser = std::max(comm->cutghostuser, receptive_ * units_.length + neighbor->skin);
@@ -188,8 +194,36 @@ void PairDPGraph::set_threads() {
 }
 
 double PairDPGraph::init_one(int i, int j) {
-  if (ghostneigh) cutghost[i][j] = cutghost[j][i] = receptive_ * units_.length;
+  // cutghost: the cutoff of the neighbor lists of ghost centres. A ghost needs its edges out to
+  // rcut (the model's), not out to the receptive field: the ghosts themselves reach that far
+  // (comm->cutghostuser). LAMMPS' bin stencils only cover the largest pair cutoff + skin.
+  cutghost[i][j] = cutghost[j][i] = rcut_ * units_.length;
   return rcut_ * units_.length;
+}
+
+double PairDPGraph::distance_to_subdomain(const double *xi) const {
+  // a lower bound of the distance (LAMMPS length units) from xi to this rank's sub-domain:
+  // exact for an orthogonal box; for a triclinic one the largest distance to the slabs
+  // between the sub-domain's opposite faces (the sub-domain is their intersection)
+  if (!domain->triclinic) {
+    double d2 = 0.0;
+    for (int d = 0; d < 3; ++d) {
+      const double out = std::max({domain->sublo[d] - xi[d], xi[d] - domain->subhi[d], 0.0});
+      d2 += out * out;
+    }
+    return std::sqrt(d2);
+  }
+  double lamda[3];
+  domain->x2lamda(const_cast<double *>(xi), lamda);
+  const double *hi = domain->h_inv;  // lamda = h_inv (x - boxlo); Voigt order xx yy zz yz xz xy
+  const double grad[3] = {std::sqrt(hi[0] * hi[0] + hi[5] * hi[5] + hi[4] * hi[4]),
+                          std::sqrt(hi[1] * hi[1] + hi[3] * hi[3]), std::fabs(hi[2])};
+  double best = 0.0;
+  for (int d = 0; d < 3; ++d) {
+    const double out = std::max({domain->sublo_lamda[d] - lamda[d], lamda[d] - domain->subhi_lamda[d], 0.0});
+    best = std::max(best, out / grad[d]);
+  }
+  return best;
 }
 
 void PairDPGraph::rebuild_selection() {
@@ -220,14 +254,23 @@ void PairDPGraph::rebuild_selection() {
       if (owner_[k] < 0) error->one(FLERR, "pair_style dpgraph: ghost atom with ID {} has no owned atom on this rank", t);
     }
   }
-  // the neighbor list in node numbering, restricted to atoms of the model's types
+  // the neighbor list in node numbering, restricted to atoms of the model's types. With
+  // message passing, ghosts are centres too, but only those that can be within
+  // receptive_field - rcut of an owned atom before the next rebuild (atoms move less than
+  // skin / 2 each): the features of farther ghosts never reach an owned atom's energy
   const int inum = list->inum + (ghostneigh ? list->gnum : 0);
+  const double ghost_reach = (receptive_ - rcut_) * units_.length + neighbor->skin;
   ilist_.clear();
   neigh_.clear();
   offsets_.assign(1, 0);
+  n_ghost_centres_ = 0;
   for (int ii = 0; ii < inum; ++ii) {
     const int i = list->ilist[ii];
     if (atom_node_[i] < 0) continue;
+    if (i >= nlocal) {
+      if (distance_to_subdomain(atom->x[i]) >= ghost_reach) continue;
+      ++n_ghost_centres_;
+    }
     ilist_.push_back(atom_node_[i]);
     const int *jlist = list->firstneigh[i];
     for (int jj = 0; jj < list->numneigh[i]; ++jj) {
@@ -267,6 +310,14 @@ void PairDPGraph::finish() {
   double mine[3] = {prep_time_, 0.0, 0.0}, all[3];
   for (auto &m : models_) mine[1] += m->timing().graph, mine[2] += m->timing().model;
   MPI_Reduce(mine, all, 3, MPI_DOUBLE, MPI_MAX, 0, world);
+  if (ghostneigh) {
+    // message passing: graph sizes at the last rebuild, summed over ranks
+    bigint mine_n[3] = {n_ext_ - n_owned_, n_ghost_centres_, static_cast<bigint>(neigh_.size())}, all_n[3];
+    MPI_Reduce(mine_n, all_n, 3, MPI_LMP_BIGINT, MPI_SUM, 0, world);
+    if (comm->me == 0)
+      utils::logmesg(lmp, "pair dpgraph message passing (receptive field {} A): {} ghost nodes, {} of them centres, "
+                     "{} listed pairs (all ranks, last rebuild)\n", receptive_, all_n[0], all_n[1], all_n[2]);
+  }
   if (comm->me == 0 && all[2] > 0)
     utils::logmesg(lmp, "pair dpgraph timing (max over ranks): graph assembly {:.4g} s ({:.1f}% of pair), model {:.4g} s\n",
                    all[0] + all[1], 100.0 * (all[0] + all[1]) / (all[0] + all[1] + all[2]), all[2]);

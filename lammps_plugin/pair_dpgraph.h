@@ -3,9 +3,13 @@
 //   pair_style dpgraph model.pt2 [model2.pt2 ...] [out_file md.out] [out_freq 10] [atomic] [relative eps]
 //   pair_coeff * * O H            (LAMMPS type i -> model type name; NULL = not handled here)
 //
-// One rank: periodic images (ghosts) are folded onto their owners. Several
+// One rank: periodic images (ghosts) are folded onto their owners (for a
+// message-passing model too: the folded graph is the periodic graph). Several
 // ranks: ghosts are extra graph nodes; their forces and per-atom virials are
-// reverse-communicated by LAMMPS (newton pair on). The graph topology is
+// reverse-communicated by LAMMPS (newton pair on). A message-passing model
+// (metadata receptive_field > rcut) gets ghosts out to receptive_field + skin
+// and a ghost neighbor list (cutoff rcut); ghosts that can come within
+// receptive_field - rcut of an owned atom are centres. The graph topology is
 // cached between neighbor-list rebuilds; only coordinates are copied per step.
 // With several models the first drives the dynamics and the others give the
 // model deviation, written every out_freq steps in deepmd-kit's model_devi
@@ -50,6 +54,7 @@ class PairDPGraph : public Pair {
   void set_threads();
   void rebuild_selection();  // on neighbor-list rebuilds: node order, owner map, compacted list
   void gather_step();         // every step: coordinates (Å) and model types of the nodes
+  double distance_to_subdomain(const double *x) const;  // lower bound, LAMMPS length units
   void write_deviation(const std::vector<dpgraph::Outputs> &outs);
 
   std::vector<std::unique_ptr<dpgraph::DeepPot>> models_;
@@ -62,7 +67,7 @@ class PairDPGraph : public Pair {
 
   // nodes of the graph: LAMMPS atom index of each node (owned first, then ghosts)
   std::vector<int> node_atom_, atom_node_;
-  int n_owned_ = 0, n_nodes_ = 0, n_ext_ = 0;
+  int n_owned_ = 0, n_nodes_ = 0, n_ext_ = 0, n_ghost_centres_ = 0;
   std::vector<double> x_;            // (n_ext, 3) Å
   std::vector<int> types_, owner_;   // (n_ext,) model types, owner node of each extended atom
   std::vector<int> ilist_, numneigh_, neigh_, offsets_;

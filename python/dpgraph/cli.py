@@ -12,9 +12,10 @@
 
 MODEL is a JSON config (deepmd-kit's ``model`` section, or a whole input with
 a ``model`` key), a dpgraph checkpoint (``.pt``), ``builtin`` for the built-in
-trained Cu-Au model, or ``example`` for the full-size DPA1 water config (random
-weights). ``eval`` also takes a compiled ``.pt2``. Errors go to stderr with exit
-code 2 (set DPGRAPH_DEBUG=1 for the traceback).
+trained Cu-Au model, ``example`` for the full-size DPA1 water config (random
+weights) or ``example-equivariant`` for the SO(3)-equivariant attention config
+(docs/equivariant.md). ``eval`` also takes a compiled ``.pt2``. Errors go to
+stderr with exit code 2 (set DPGRAPH_DEBUG=1 for the traceback).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 
 
 def _load_model(spec: str):
-    from .examples import example_config
+    from .examples import example_config, example_equivariant_config
     from .models import build_model, load_model
 
     if spec == "example":
@@ -37,6 +38,8 @@ def _load_model(spec: str):
         from .builtin import load_builtin
 
         return load_builtin()
+    if spec == "example-equivariant":
+        return build_model(example_equivariant_config())
     return load_model(spec)
 
 
@@ -237,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dpgraph", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("export", help="compile a model to an AOTInductor .pt2 package")
-    p.add_argument("model", help="config .json, checkpoint .pt, 'builtin' or 'example'")
+    p.add_argument("model", help="config .json, checkpoint .pt, 'builtin', 'example' or 'example-equivariant'")
     p.add_argument("-o", "--output", required=True, help="output .pt2 path")
     p.add_argument("--portable", action="store_true", help="target AVX2 so the package runs on any x86-64 CPU")
     p.add_argument("--no-check", action="store_true", help="skip the package-vs-eager parity check")

@@ -3,7 +3,8 @@
 Usage: ``python make_fixtures.py OUTDIR [--portable]`` (``--portable``: an
 AVX2 package, e.g. for valgrind, which does not emulate AVX-512). Everything is generated in the test
 run: a small fp64 DPA1 model (attention on, 2 layers, descriptor statistics
-from a water box), compiled once (cached by dpgraph.export.cache), and for
+from a water box) and tests/lammps' message-passing sezm model, each compiled
+once (cached by dpgraph.export.cache, shared with tests/lammps), and for
 every case its inputs and the eager PyTorch model's outputs, computed on
 graphs built by the Python builders (independent of the C++ ones).
 
@@ -169,6 +170,48 @@ def nlist_case(model, out: Path):
     write_case(out / "nlist.txt", **arrays)
 
 
+def equivariant_cases(out: Path) -> None:
+    """A message-passing model (sezm, receptive field 2 rcut): the periodic water case, and
+    MD-style neighbor lists of two ranks with ghosts out to receptive field + skin as nodes and
+    the ghosts within receptive field - rcut + skin of an owned atom as centres (what
+    pair_style dpgraph passes). The model is tests/lammps' (lmp_util.make_equivariant_model):
+    one compile serves both suites."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lammps"))
+    from lmp_util import make_equivariant_model
+
+    model = make_equivariant_model()
+    shutil.copyfile(cached_export(model), out / "equivariant.pt2")
+    rcut, reach = model.rcut, model.receptive_field
+    wc, wt, wcell = water_box(16, seed=4)
+    coords_case(model, out, "equivariant_water", wc, wt, wcell)
+    coords, atype, cell = wc.numpy(), wt.numpy(), wcell.numpy()
+    arrays = {"receptive_field": [reach]}
+    frac = (coords @ np.linalg.inv(cell)) % 1.0
+    coords = frac @ cell
+    halves = [np.nonzero(frac[:, 0] < 0.5)[0], np.nonzero(frac[:, 0] >= 0.5)[0]]
+    for r, owned in enumerate(halves):
+        # owned atoms first, then every other atom or image within reach + skin of an owned atom
+        pos, owner = [coords[owned]], [owned]
+        for s in np.array(np.meshgrid(*[np.arange(-2, 3)] * 3, indexing="ij")).reshape(3, -1).T:
+            cand = np.arange(len(coords)) if s.any() else np.setdiff1d(np.arange(len(coords)), owned)
+            img = coords[cand] + s @ cell
+            d = np.linalg.norm(img[:, None] - coords[owned][None], axis=-1).min(1)
+            pos.append(img[d < reach + SKIN])
+            owner.append(cand[d < reach + SKIN])
+        pos, owner = np.concatenate(pos), np.concatenate(owner)
+        dist = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
+        centres = np.nonzero(dist[:, :len(owned)].min(1) < reach - rcut + SKIN)[0]
+        neigh = [np.nonzero((dist[i] < rcut + SKIN) & (np.arange(len(pos)) != i))[0] for i in centres]
+        arrays.update({f"x{r}": pos, f"atype{r}": atype[owner], f"nlocal{r}": [len(owned)], f"ilist{r}": centres,
+                       f"offsets{r}": np.concatenate([[0], np.cumsum([len(x) for x in neigh])]),
+                       f"neighbors{r}": np.concatenate(neigh), f"owner{r}": owner})
+    ref = evaluate(model, build_graph(torch.as_tensor(coords), torch.as_tensor(atype), cell=torch.as_tensor(cell),
+                                      rcut=rcut))
+    for k in ("energy", "force", "virial", "atom_virial"):
+        arrays[k] = ref[k]
+    write_case(out / "equivariant_ranks.txt", **arrays)
+
+
 def edited_package(src: Path, dst: Path, **changes) -> None:
     """Copy of the package with metadata keys changed (None removes a key)."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
@@ -204,6 +247,7 @@ def main(out: Path, portable: bool = False) -> None:
     f1, f2 = random_atoms(30, np.eye(3) * 7.0, seed=1), random_atoms(30, np.eye(3) * 7.0, seed=2)
     coords_case(model, out, "two_frames", np.stack([f1, f2]), np.arange(30) % 3, torch.eye(3, dtype=torch.float64) * 7.0)
     nlist_case(model, out)
+    equivariant_cases(out)
 
     pkg = out / "model.pt2"
     edited_package(pkg, out / "wrong_abi.pt2", abi_version="99")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dpgraph.export.cache import cached_export
-from lmp_util import make_model
+from lmp_util import make_equivariant_model, make_model
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +27,11 @@ def second_model_file(tmp_path_factory) -> Path:
     return out
 
 
+
+
+@pytest.fixture(scope="session")
+def equivariant_model_file(tmp_path_factory) -> Path:
+    """A message-passing model as a .pt2 (sezm: O, H; 2 blocks of rcut 3.5 Å, receptive field 7 Å)."""
+    out = tmp_path_factory.mktemp("models") / "equivariant.pt2"
+    shutil.copyfile(cached_export(make_equivariant_model()), out)
+    return out

@@ -50,6 +50,35 @@ def make_model(seed: int = 1, rcut: float = 4.0, type_map=("O", "H", "C")):
     return model
 
 
+#: a tiny message-passing model (SO(3)-equivariant attention, docs/equivariant.md):
+#: 2 blocks of rcut 3.5 Å, receptive field 7 Å
+EQUIVARIANT_CONFIG = {
+    "type_map": ["O", "H"],
+    "descriptor": {"type": "sezm", "rcut": 3.5, "rcut_smth": 0.5, "lmax": 2, "channels": 4, "n_focus": 1,
+                   "n_heads": 2, "n_blocks": 2, "n_radial": 6, "radial_neuron": 16, "seed": 11},
+    "fitting_net": {"neuron": [16, 16], "seed": 12},
+}
+
+
+def make_equivariant_model(seed: int = 11):
+    """EQUIVARIANT_CONFIG with non-trivial attention parameters and forces of O(1) eV/Å on water."""
+    cfg = {**EQUIVARIANT_CONFIG, "descriptor": {**EQUIVARIANT_CONFIG["descriptor"], "seed": seed},
+           "fitting_net": {**EQUIVARIANT_CONFIG["fitting_net"], "seed": seed + 1}}
+    torch.manual_seed(seed)
+    model = build_model(cfg)
+    coords, atype, cell = water_box(32, seed=seed)
+    g = build_graph(coords, atype, cell=cell, rcut=model.rcut)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.descriptor.named_parameters():
+            if name.endswith(("z_bias_raw", "path_weight", "degree_weight")):
+                p.add_(0.3 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+        model.out_bias.copy_(torch.tensor([-93.5, -187.2], dtype=torch.float64))
+        fmax = float(model.evaluate(g)["force"].abs().max())
+        model.fitting.net[-1].w.mul_(2.0 / fmax)
+    return model.eval()
+
+
 def lammps_cell(cell) -> np.ndarray:
     """The cell must already be LAMMPS' restricted triclinic form (lower triangular rows)."""
     cell = np.asarray(cell, dtype=np.float64)

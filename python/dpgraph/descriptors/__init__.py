@@ -1,11 +1,14 @@
 """Descriptors: per-node features computed from a NeighborGraph."""
 
 from .se_atten import SEMANTICS, DescrptSeAtten, DescrptSeAttenV2
+from .sezm import DescrptSeZM
 
 DESCRIPTORS = {
     "se_atten": DescrptSeAtten,
     "dpa1": DescrptSeAtten,
     "se_atten_v2": DescrptSeAttenV2,
+    "sezm": DescrptSeZM,  # SO(3)-equivariant attention (docs/equivariant.md)
+    "equivariant": DescrptSeZM,
 }
 
 
@@ -24,4 +27,4 @@ def build_descriptor(config: dict, ntypes: int, type_map=None):
         raise ValueError(f"descriptor {kind!r}: {err}") from None
 
 
-__all__ = ["DESCRIPTORS", "SEMANTICS", "DescrptSeAtten", "DescrptSeAttenV2", "build_descriptor"]
+__all__ = ["DESCRIPTORS", "SEMANTICS", "DescrptSeAtten", "DescrptSeAttenV2", "DescrptSeZM", "build_descriptor"]

@@ -29,9 +29,36 @@ EXAMPLE_CONFIG = {
 }
 
 
+EXAMPLE_EQUIVARIANT_CONFIG = {
+    "type_map": ["O", "H"],
+    "descriptor": {
+        "type": "sezm",
+        "rcut": 5.0,
+        "rcut_smth": 0.5,
+        "lmax": 2,
+        "channels": 16,
+        "n_focus": 2,
+        "n_heads": 4,
+        "n_blocks": 2,
+        "n_radial": 8,
+        "radial_neuron": 32,
+        "seed": 1,
+    },
+    "fitting_net": {"neuron": [64, 64], "resnet_dt": True, "seed": 1},
+}
+
+
 def example_config(**descriptor_overrides) -> dict:
     """A copy of the built-in DPA1 water config (full size: sel 120, attn 128 x 2)."""
     cfg = copy.deepcopy(EXAMPLE_CONFIG)
+    cfg["descriptor"].update(descriptor_overrides)
+    return cfg
+
+
+def example_equivariant_config(**descriptor_overrides) -> dict:
+    """A copy of the built-in SO(3)-equivariant attention config (``sezm``, docs/equivariant.md):
+    lmax 2, 2 focus streams x 16 channels, 4 heads, 2 blocks of rcut 5 Å (receptive field 10 Å)."""
+    cfg = copy.deepcopy(EXAMPLE_EQUIVARIANT_CONFIG)
     cfg["descriptor"].update(descriptor_overrides)
     return cfg
 

@@ -9,7 +9,8 @@ All values are strings; structured values are JSON. Keys:
 ``type_map``         JSON list of type names, index = model type
 ``ntypes``           number of types
 ``rcut``             cutoff (Å)
-``receptive_field``  how far ghost atoms are needed (Å): rcut for DPA1
+``receptive_field``  how far ghost atoms are needed (Å): rcut for DPA1,
+                     n_blocks * rcut for the message-passing ``sezm``
 ``dtype``            ``"float64"`` or ``"float32"`` (edge_vec and outputs)
 ``outputs``          JSON list of output names in order
 ``inputs``           JSON list of input names in order
@@ -44,7 +45,7 @@ def build_metadata(model, cpu_isa: str, device: str = "cpu") -> dict[str, str]:
         "type_map": json.dumps(model.type_map),
         "ntypes": str(model.ntypes),
         "rcut": repr(float(model.rcut)),
-        "receptive_field": repr(float(model.rcut)),
+        "receptive_field": repr(float(model.receptive_field)),
         "dtype": str(model.dtype).replace("torch.", ""),
         "outputs": json.dumps(list(OUTPUTS)),
         "inputs": json.dumps(list(INPUTS)),

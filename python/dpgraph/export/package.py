@@ -98,7 +98,8 @@ class Package:
     """A loaded dpgraph model; call it with the five NeighborGraph tensors.
 
     Attributes: ``metadata`` (dict of str), ``type_map``, ``rcut`` (Å),
-    ``dtype``, ``device``, ``outputs`` (names in output order), ``config``.
+    ``receptive_field`` (Å, how far ghost atoms are needed), ``dtype``,
+    ``device``, ``outputs`` (names in output order), ``config``.
     """
 
     def __init__(self, path: str | Path, device: str | None = None):
@@ -110,6 +111,7 @@ class Package:
         self.type_map: list[str] = json.loads(meta["type_map"])
         self.ntypes = len(self.type_map)
         self.rcut = float(meta["rcut"])
+        self.receptive_field = float(meta.get("receptive_field", meta["rcut"]))
         self.dtype = getattr(torch, meta["dtype"])
         self.outputs: list[str] = json.loads(meta["outputs"])
         self.config = json.loads(meta.get("config", "{}"))

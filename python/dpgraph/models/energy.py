@@ -55,6 +55,13 @@ class EnergyModel(nn.Module):
     def rcut(self) -> float:
         return self.descriptor.rcut
 
+    @property
+    def receptive_field(self) -> float:
+        """How far (Å) ghost atoms are needed: rcut for a local descriptor,
+        ``n_blocks * rcut`` for a message-passing one (the descriptor's own
+        ``receptive_field`` when it has one)."""
+        return float(getattr(self.descriptor, "receptive_field", self.descriptor.rcut))
+
     def atom_energy(self, atype, n_node, edge_index, edge_vec, edge_mask, owned=None) -> torch.Tensor:
         """(N,) energy of each node in the model dtype, zero on ghost nodes.
 

@@ -26,7 +26,14 @@ STD_DEFAULT = 0.1
 
 @torch.no_grad()
 def compute_descriptor_stats(descriptor, graphs: Iterable) -> tuple[torch.Tensor, torch.Tensor]:
-    """Set ``descriptor.davg/dstd`` from NeighborGraphs; returns (davg, dstd), each (ntypes, 4)."""
+    """Set ``descriptor.davg/dstd`` from NeighborGraphs; returns (davg, dstd), each (ntypes, 4).
+
+    A descriptor with its own ``compute_input_stats(graphs)`` (e.g. ``sezm``,
+    which needs none) is delegated to; it returns its (davg, dstd) analogue.
+    """
+    own = getattr(descriptor, "compute_input_stats", None)
+    if own is not None:
+        return own(graphs)
     nt = descriptor.ntypes
     acc = torch.zeros(nt, 5, dtype=torch.float64)  # n, sum s, sum s^2, sum a, sum a^2
     for g in graphs:

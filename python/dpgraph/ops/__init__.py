@@ -1,7 +1,8 @@
-"""Traceable segment / attention ops on edge lists (reduce along dim 0)."""
+"""Traceable segment / attention ops on edge lists (reduce along dim 0); real spherical harmonics."""
 
 from .envelope import envelope_gated_softmax, envelope_gated_softmax_padded
 from .segment import segment_max, segment_softmax, segment_sum
+from .spherical import gaunt_tensor, real_sph_harm
 
 __all__ = [
     "segment_sum",
@@ -9,4 +10,6 @@ __all__ = [
     "segment_softmax",
     "envelope_gated_softmax",
     "envelope_gated_softmax_padded",
+    "real_sph_harm",
+    "gaunt_tensor",
 ]
