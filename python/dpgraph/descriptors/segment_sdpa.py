@@ -83,8 +83,8 @@ class _Chunk:
         acc.index_add_(0, self.inv, rows)
 
 
-def _chunks(n_nodes, chunks, D, slot, edge_mask, deg, log_n, has, ph_col):
-    c = (n_nodes + chunks - 1) // chunks + 1  # >= 2: a size-1 dim would specialize the export
+def _chunks(n_blocks, chunks, D, slot, edge_mask, deg, log_n, has, ph_col):
+    c = (n_blocks + chunks - 1) // chunks + 1  # >= 2: a size-1 dim would specialize the export
     for i in range(chunks):
         yield _Chunk(i, c, D, slot, edge_mask, deg, log_n, has, ph_col)
 
@@ -93,16 +93,16 @@ class SegmentAttention(torch.autograd.Function):
     """o (E, w) = per-center multi-stream attention; see the module docstring."""
 
     @staticmethod
-    def forward(ctx, q, k, v, r, slot, edge_mask, deg, log_n, has, n_nodes, D, chunks, ph_col):
+    def forward(ctx, q, k, v, r, slot, edge_mask, deg, log_n, has, n_blocks, D, chunks, ph_col):
         n_e, w = q.shape
         acc = q.new_zeros((n_e + 1, w))
-        for ch in _chunks(n_nodes, chunks, D, slot, edge_mask, deg, log_n, has, ph_col):
+        for ch in _chunks(n_blocks, chunks, D, slot, edge_mask, deg, log_n, has, ph_col):
             qh, kh, vh, rp, _ = ch.inputs(q, k, v, r)
             out, _ = _fwd(qh, kh, vh, attn_mask=ch.mask.to(q.dtype), scale=1.0)  # (c, S, D, w)
             o = (rp.transpose(1, 2)[..., None] * out).sum(1)  # (c, D, w)
             ch.scatter(acc, o.reshape(-1, w))
         ctx.save_for_backward(q, k, v, r, slot, edge_mask, deg, log_n, has)
-        ctx.n_nodes, ctx.D, ctx.chunks, ctx.ph_col = n_nodes, D, chunks, ph_col
+        ctx.n_blocks, ctx.D, ctx.chunks, ctx.ph_col = n_blocks, D, chunks, ph_col
         return acc[:n_e]
 
     @staticmethod
@@ -112,7 +112,7 @@ class SegmentAttention(torch.autograd.Function):
         S = r.shape[1]
         gq, gk, gv = (q.new_zeros((n_e + 1, w)) for _ in range(3))
         gr = q.new_zeros((n_e + 1, S))
-        for ch in _chunks(ctx.n_nodes, ctx.chunks, ctx.D, slot, edge_mask, deg, log_n, has, ctx.ph_col):
+        for ch in _chunks(ctx.n_blocks, ctx.chunks, ctx.D, slot, edge_mask, deg, log_n, has, ctx.ph_col):
             qh, kh, vh, rp, vp = ch.inputs(q, k, v, r)
             mask = ch.mask.to(q.dtype)
             out, lse = _fwd(qh, kh, vh, attn_mask=mask, scale=1.0)
