@@ -44,6 +44,8 @@ def deeppot_seconds(path, n_molecules: int, threads: int) -> float:
     code = f"""
 import time, torch, numpy as np
 torch.set_num_threads({threads})
+import dpgraph
+dpgraph.tune_allocator()  # as the pair style does inside lmp
 from dpgraph import DeepPot
 from dpgraph.examples import water_box
 c, a, cell = water_box({n_molecules}, seed=1)
