@@ -150,7 +150,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     per_edge_gb: dict[str, float] = {}
-    edges = 0
+    edges, prev_n = 0, 1
     for n in args.sizes:
         repeat = args.repeat or (3 if n < 2000 else 1)
         res = {}

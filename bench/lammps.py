@@ -21,10 +21,8 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 
 
 def model_file() -> Path:

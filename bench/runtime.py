@@ -39,7 +39,8 @@ import subprocess
 import sys
 import time
 
-BASE_ATOMS = 192  # one 64-molecule water box, replicated k x k x k
+from bench_common import compile_in_child, mem_available_gb, rss_kb, run_json, water
+
 TUNE_BELOW_ATOMS = 5000  # see bench/attention.py: dpgraph.tune_allocator() fragments near the memory limit
 IMPLS = ("eager", "aoti", "cpp")
 NAMES = {"eager": "Python eager", "aoti": "AOTI in Python", "cpp": "C++ DeepPot"}
@@ -88,33 +89,8 @@ def package_path(dtype: str, device: str) -> str:
     return str(path)
 
 
-def water(n_atoms: int):
-    """A water box of ``n_atoms`` (numpy): the 192-atom box replicated k^3 times when possible."""
-    import numpy as np
-
-    from dpgraph.examples import water_box
-
-    k = round((n_atoms / BASE_ATOMS) ** (1 / 3))
-    if BASE_ATOMS * k**3 == n_atoms:
-        c, a, cell = (t.numpy() for t in water_box(BASE_ATOMS // 3, seed=0))
-        shifts = np.array([[i, j, l] for i in range(k) for j in range(k) for l in range(k)], dtype=np.float64) @ cell
-        coords = (c[None] + shifts[:, None]).reshape(-1, 3)
-        return coords, np.tile(a, k**3), cell * k
-    if n_atoms % 3:
-        raise SystemExit(f"{n_atoms} atoms: give 192 k^3 atoms (replicated box) or a multiple of 3 (water molecules)")
-    c, a, cell = (t.numpy() for t in water_box(n_atoms // 3, seed=0))
-    return c, a, cell
-
 
 # ----------------------------------------------------------------- worker
-def _rss_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
 def worker(n_atoms: int, impl: str, dtype: str, threads: int, device: str, repeats: int, pkg: str) -> dict:
     import resource
     import statistics
@@ -175,7 +151,7 @@ def worker(n_atoms: int, impl: str, dtype: str, threads: int, device: str, repea
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     warmup = 1 if n_atoms < TUNE_BELOW_ATOMS or cuda else 0
-    rss0 = _rss_kb("VmRSS")  # model / package loaded, inputs ready
+    rss0 = rss_kb("VmRSS")  # model / package loaded, inputs ready
     for _ in range(warmup):
         step()
     times = []
@@ -201,43 +177,17 @@ def worker(n_atoms: int, impl: str, dtype: str, threads: int, device: str, repea
     }
 
 
-def _child_env(threads: int) -> dict:
-    return dict(os.environ, OMP_NUM_THREADS=str(threads), OMP_WAIT_POLICY="PASSIVE", PYTHONUNBUFFERED="1")
-
-
 def run_worker(args, n, impl, dtype, threads, device, repeats, pkg, timeout) -> dict:
     cmd = [sys.executable, __file__, "--worker", str(n), impl, dtype, str(threads), device, str(repeats), pkg or "-"]
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(threads), timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    if res.returncode != 0:
-        last = (res.stderr.strip().splitlines() or [""])[-1]
-        if res.returncode < 0:
-            why = f"killed by signal {-res.returncode}" + (" (out of memory?)" if res.returncode == -9 else "")
-        else:
-            why = f"exit {res.returncode}"
-        return {"error": f"{why}: {last[-160:]}"}
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return run_json(cmd, threads, timeout)
 
 
 def prepare(dtype: str, device: str) -> str:
     """Compile in a subprocess (compiling must not count in any worker's peak memory)."""
-    cmd = [sys.executable, __file__, "--prepare", dtype, device]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(os.cpu_count() or 1))
-    if res.returncode != 0:
-        raise RuntimeError(f"compiling the {dtype} {device} package failed:\n{res.stderr[-2000:]}")
-    return res.stdout.strip().splitlines()[-1]
+    return compile_in_child([sys.executable, __file__, "--prepare", dtype, device], f"the {dtype} {device} package")
 
 
 # ------------------------------------------------------------------- main
-def _mem_available_gb() -> float:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 2**20
-    return 8.0
-
 
 def _cuda_available() -> bool:
     res = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
@@ -274,7 +224,7 @@ def main() -> None:
     bad = [n for n in args.sizes if n % 3]
     if bad:
         ap.error(f"sizes must be multiples of 3 (water molecules): {bad}")
-    budget = args.budget_gb if args.budget_gb is not None else 0.75 * _mem_available_gb()
+    budget = args.budget_gb if args.budget_gb is not None else 0.75 * mem_available_gb()
     devices = args.devices or (["cpu", "cuda"] if _cuda_available() else ["cpu"])
     impls = [i for i in IMPLS if i in args.impls]
 

@@ -61,3 +61,18 @@ def load_system(path: str | Path) -> System:
         force=None if force is None else force.reshape(nf, natoms, 3),
         virial=None if virial is None else virial.reshape(nf, 9),
     )
+
+
+def read_ase_frames(path: str | Path, purpose: str) -> list:
+    """Every frame of an ASE-readable file (list of ase.Atoms); ``purpose`` names the use in errors."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{purpose} file {path} does not exist")
+    try:
+        from ase.io import read
+    except ImportError:
+        raise ValueError(f"{path}: reading {purpose} files needs ASE (pip install ase)") from None
+    try:
+        return read(str(path), index=":")
+    except Exception as err:  # ASE raises many types
+        raise ValueError(f"{path}: ASE could not read it ({type(err).__name__}: {err})") from None

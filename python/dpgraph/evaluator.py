@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .data import load_system, read_ase_frames
+
 
 @dataclass
 class Structure:
@@ -91,14 +93,7 @@ def read_structures(path: str | Path) -> list[Structure]:
         raise FileNotFoundError(f"structure file {path} does not exist")
     if path.is_dir():
         return _read_npy_system(path)
-    try:
-        from ase.io import read
-    except ImportError:
-        raise ValueError(f"{path}: reading structure files needs ASE (pip install ase)") from None
-    try:
-        frames = read(str(path), index=":")
-    except Exception as err:  # ASE raises many types
-        raise ValueError(f"{path}: ASE could not read it ({type(err).__name__}: {err})") from None
+    frames = read_ase_frames(path, "structure")
     out = []
     for i, at in enumerate(frames):
         pbc = tuple(bool(p) for p in at.pbc)
@@ -109,8 +104,6 @@ def read_structures(path: str | Path) -> list[Structure]:
 
 
 def _read_npy_system(path: Path) -> list[Structure]:
-    from .data import load_system
-
     if not (path / "type.raw").exists():
         raise FileNotFoundError(f"{path} is a directory but not a deepmd-kit system (no type.raw)")
     s = load_system(path)

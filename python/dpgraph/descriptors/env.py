@@ -15,6 +15,17 @@ from __future__ import annotations
 import torch
 
 
+def type_pair_table(ntypes: int, pairs) -> torch.Tensor:
+    """(ntypes * ntypes,) bool, True at ``a * ntypes + b`` and ``b * ntypes + a`` for each pair (a, b).
+
+    Index it with ``atype[dst] * ntypes + atype[src]`` to test an edge's type pair.
+    """
+    table = torch.zeros(ntypes, ntypes, dtype=torch.bool)
+    for a, b in pairs:
+        table[int(a), int(b)] = table[int(b), int(a)] = True
+    return table.reshape(-1)
+
+
 def smooth_switch(r: torch.Tensor, rcut_smth: float, rcut: float) -> torch.Tensor:
     """deepmd-kit's switch ``u^3 (-6u^2 + 15u - 10) + 1`` with ``u`` clipped to [0, 1].
 

@@ -34,7 +34,7 @@ from torch.utils.checkpoint import checkpoint
 from .attention import edge_slots, is_exporting
 from .attention_layers import IMPLEMENTATIONS, NeighborGatedAttentionLayer
 from .dense_compat import nearest_k_mask, padded_slot_terms, phantom_count
-from .env import edge_env_mat, safe_edge_vec
+from .env import edge_env_mat, safe_edge_vec, type_pair_table
 
 SEMANTICS = ("carry-all", "dense")
 CHECKPOINT_EDGES = 250_000  # ~ 3,000 water atoms at rcut 6 Å
@@ -177,16 +177,12 @@ class DescrptSeAtten(nn.Module):
         )
         self.register_buffer("davg", torch.zeros(ntypes, 4, dtype=dt))
         self.register_buffer("dstd", torch.ones(ntypes, 4, dtype=dt))
-        excl = torch.zeros(ntypes, ntypes, dtype=torch.bool)
-        for a, b in exclude_types:
-            excl[int(a), int(b)] = excl[int(b), int(a)] = True
-        self.register_buffer("exclude_table", excl.reshape(-1))
+        excl = type_pair_table(ntypes, exclude_types)
+        self.register_buffer("exclude_table", excl)
         self.has_exclude = bool(excl.any())
-        pexcl = torch.zeros(ntypes, ntypes, dtype=torch.bool)
-        for a, b in pair_exclude_types:
-            pexcl[int(a), int(b)] = pexcl[int(b), int(a)] = True
+        pexcl = type_pair_table(ntypes, pair_exclude_types)
         # derived from the model config, so not part of the state dict
-        self.register_buffer("pair_exclude_table", pexcl.reshape(-1), persistent=False)
+        self.register_buffer("pair_exclude_table", pexcl, persistent=False)
         self.has_pair_exclude = bool(pexcl.any())
         if not trainable:
             for p in self.parameters():

@@ -28,6 +28,7 @@ from ..nn.equivariant_attention import EquivariantAttention
 from ..nn.gate import GatedFeedForward
 from ..nn.so3 import ChannelLinear
 from ..ops.spherical import LMAX_SUPPORTED, n_sph
+from .env import type_pair_table
 from .se_atten import _seed_int
 from .sezm_geometry import BesselBasis, edge_geometry
 
@@ -113,12 +114,9 @@ class DescrptSeZM(nn.Module):
         self.feed_forward = nn.ModuleList(
             GatedFeedForward(lmax, channels, ffn_channels, n_focus, **args) for _ in range(n_blocks)
         )
-        pexcl = torch.zeros(ntypes, ntypes, dtype=torch.bool)
-        for pair in pair_exclude_types:
-            a, b = (int(t) for t in pair)
-            pexcl[a, b] = pexcl[b, a] = True
+        pexcl = type_pair_table(ntypes, pair_exclude_types)
         # derived from the model config, so not part of the state dict
-        self.register_buffer("pair_exclude_table", pexcl.reshape(-1), persistent=False)
+        self.register_buffer("pair_exclude_table", pexcl, persistent=False)
         self.has_pair_exclude = bool(pexcl.any())
         if not trainable:
             for p in self.parameters():

@@ -85,6 +85,17 @@ def save_checkpoint(model: EnergyModel, path: str | Path) -> None:
     )
 
 
+def read_checkpoint(path: Path, expected: str = "a dpgraph checkpoint") -> dict:
+    """The dict of a dpgraph checkpoint file (model-only or training); ValueError for anything else."""
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path} is not {expected} ({err})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a dpgraph checkpoint (no '{CHECKPOINT_FORMAT}' header)")
+    return ckpt
+
+
 def load_model(path: str | Path) -> EnergyModel:
     """Load a checkpoint (``.pt``) or build a fresh model from a config (``.json``)."""
     path = Path(path)
@@ -93,12 +104,7 @@ def load_model(path: str | Path) -> EnergyModel:
     if path.suffix == ".json":
         cfg = json.loads(path.read_text())
         return build_model(cfg.get("model", cfg))
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path} is not a dpgraph checkpoint or JSON config ({err})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a dpgraph checkpoint (no '{CHECKPOINT_FORMAT}' header)")
+    ckpt = read_checkpoint(path, "a dpgraph checkpoint or JSON config")
     model = build_model(ckpt["config"])
     model.load_state_dict(ckpt["state_dict"])
     return model

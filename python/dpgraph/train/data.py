@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import load_system
+from ..data import load_system, read_ase_frames
 
 
 @dataclass
@@ -131,16 +131,7 @@ def load_ase_file(path: str | Path, type_map: list[str]) -> list[LabelledSystem]
     ``-stress * volume`` in deepmd-kit's 9-component order.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"data file {path} does not exist")
-    try:
-        from ase.io import read
-    except ImportError:
-        raise ValueError(f"{path}: reading non-deepmd data needs ASE (pip install ase)") from None
-    try:
-        frames = read(str(path), index=":")
-    except Exception as err:  # ASE raises many types
-        raise ValueError(f"{path}: ASE could not read it ({type(err).__name__}: {err})") from None
+    frames = read_ase_frames(path, "data")
     groups: dict[tuple, list] = {}
     for i, at in enumerate(frames):
         groups.setdefault(tuple(at.get_chemical_symbols()), []).append((i, at))

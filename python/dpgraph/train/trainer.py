@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..models import build_model
-from ..models.build import CHECKPOINT_FORMAT
+from ..models.build import CHECKPOINT_FORMAT, read_checkpoint
 from .batch import BatchSampler
 from .config import normalize_input
 from .data import LabelledSystem, load_systems
@@ -214,12 +214,7 @@ def load_training_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path} is not a dpgraph checkpoint ({err})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a dpgraph checkpoint")
+    ckpt = read_checkpoint(path)
     if "training" not in ckpt:
         raise ValueError(f"{path} has no training state (a model-only checkpoint); it cannot be resumed")
     return ckpt
