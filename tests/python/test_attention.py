@@ -94,9 +94,9 @@ def test_force_loss_gradients_fused_equal_oracle(system, mode):
     assert _rel(grads["fused"], grads["pairwise"]) < 1e-11
 
 
-def test_segment_attention_gradcheck():
-    """The custom autograd Function's backward (flash backward per chunk) by gradcheck."""
-    from dpgraph.descriptors.attention import attention_fused
+def test_block_attention_gradcheck():
+    """The production attention's first and second derivatives by gradcheck/gradgradcheck."""
+    from dpgraph.descriptors.attention import BlockLayout, attention_blocks
 
     gen = torch.Generator().manual_seed(0)
     n_e, n = 40, 7
@@ -104,6 +104,7 @@ def test_segment_attention_gradcheck():
     mask = torch.ones(n_e, dtype=torch.bool)
     mask[-3:] = False
     mask[5] = False
+    layout = BlockLayout(dst, mask, n)
     args = [torch.randn(n_e, d, dtype=torch.float64, generator=gen, requires_grad=True) for d in (4, 4, 3)]
     sw = torch.rand(n_e, dtype=torch.float64, generator=gen, requires_grad=True)
     rhat = torch.nn.functional.normalize(torch.randn(n_e, 3, dtype=torch.float64, generator=gen), dim=-1)
@@ -111,17 +112,6 @@ def test_segment_attention_gradcheck():
     nph = torch.randint(0, 4, (n,), generator=gen)
     for smooth, dotr, ph in ((True, True, nph), (False, True, None), (True, False, None)):
         def f(q, k, v, sw, rhat):
-            return attention_fused(q, k, v, sw, rhat, dst, mask, n, smooth, dotr, ph, chunks=3)
+            return attention_blocks(q, k, v, sw, rhat, layout, smooth, dotr, ph)
         assert torch.autograd.gradcheck(f, (*args, sw, rhat))
-
-
-def test_checkpointed_layers_equal(system):
-    """Recomputing attention layers in backward (large systems) changes nothing."""
-    coords, atype, cell, graph = system
-    model = make_model(small_config(), coords, atype, cell, scale_out=20.0)
-    model.descriptor.checkpoint_attention = False
-    plain = model.evaluate(graph)
-    model.descriptor.checkpoint_attention = True
-    recomputed = model.evaluate(graph)
-    for key in plain:
-        assert _rel(recomputed[key], plain[key]) < 1e-13
+        assert torch.autograd.gradgradcheck(f, (*args, sw, rhat))

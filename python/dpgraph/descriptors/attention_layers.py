@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn import DenseLayer, LayerNorm
-from .attention import attention_fused, attention_pairwise
+from .attention import BlockLayout, attention_blocks, attention_pairwise
 
-IMPLEMENTATIONS = ("fused", "pairwise")
+IMPLEMENTATIONS = ("fused", "pairwise")  # production blocks | test oracle
 
 
 class GatedAttentionLayer(nn.Module):
@@ -40,16 +40,18 @@ class GatedAttentionLayer(nn.Module):
         self.in_proj = DenseLayer(embed_dim, 3 * hidden_dim, None, True, False, False, dtype, generator)
         self.out_proj = DenseLayer(hidden_dim, embed_dim, None, True, False, False, dtype, generator)
 
-    def forward(self, x, sw, rhat, dst, edge_mask, n_nodes, n_phantom=None, impl="fused", slots=None):
+    def forward(self, x, sw, rhat, dst, edge_mask, n_nodes, n_phantom=None, impl="fused",
+                layout: BlockLayout | None = None):
+        """x (E, ng), sw (E,), rhat (E, 3) -> (E, ng); ``layout`` is shared across layers (fused)."""
         q, k, v = self.in_proj(x).chunk(3, dim=-1)
         if self.normalize:
             q, k, v = (F.normalize(t, dim=-1) for t in (q, k, v))
         q = q * self.scaling
-        args = (q, k, v, sw, rhat, dst, edge_mask, n_nodes, self.smooth, self.dotr, n_phantom)
         if impl == "fused":
-            o = attention_fused(*args, slots=slots)
+            layout = layout if layout is not None else BlockLayout(dst, edge_mask, n_nodes)
+            o = attention_blocks(q, k, v, sw, rhat, layout, self.smooth, self.dotr, n_phantom)
         elif impl == "pairwise":
-            o = attention_pairwise(*args)
+            o = attention_pairwise(q, k, v, sw, rhat, dst, edge_mask, n_nodes, self.smooth, self.dotr, n_phantom)
         else:
             raise ValueError(f"unknown attention implementation {impl!r}; use one of {IMPLEMENTATIONS}")
         return self.out_proj(o)

@@ -29,15 +29,13 @@ from torch import nn
 
 from ..nn import EmbeddingNet, TypeEmbedNet, resolve_precision
 from ..ops import segment_sum
-from torch.utils.checkpoint import checkpoint
 
-from .attention import edge_slots, is_exporting
+from .attention import BlockLayout
 from .attention_layers import IMPLEMENTATIONS, NeighborGatedAttentionLayer
 from .dense_compat import nearest_k_mask, padded_slot_terms, phantom_count
 from .env import edge_env_mat, safe_edge_vec, type_pair_table
 
 SEMANTICS = ("carry-all", "dense")
-CHECKPOINT_EDGES = 250_000  # ~ 3,000 water atoms at rcut 6 Å
 
 
 def _refuse(cond: bool, msg: str) -> None:
@@ -150,9 +148,6 @@ class DescrptSeAtten(nn.Module):
         self.set_davg_zero = set_davg_zero
         self.semantics = semantics
         self.attention_impl = attention_impl
-        # eager only: recompute attention layers in backward, keeping one layer's
-        # activations at a time; "auto" does so from CHECKPOINT_EDGES edges on
-        self.checkpoint_attention: bool | str = "auto"
         self.type_map = list(type_map) if type_map is not None else None
         self.dtype = resolve_precision(precision)
 
@@ -192,6 +187,19 @@ class DescrptSeAtten(nn.Module):
     @property
     def dim_out(self) -> int:
         return self.ng * self.axis_neuron + (self.tebd_dim if self.concat_output_tebd else 0)
+
+    def bytes_per_edge(self) -> tuple[float, float]:
+        """(a, b): forward + backward on E edges of degree D keep about ``E * (a + b * D)`` bytes.
+
+        ``a`` counts the per-edge activations autograd saves (embedding net,
+        q/k/v, attention output, LayerNorm, the (E, 4, ng) moment) and ``b``
+        the (C, D, D) attention blocks (logits, weights, gate), each doubled
+        for the backward's transients.
+        """
+        item = torch.finfo(self.dtype).bits // 8
+        ng, attn, layers = self.ng, self.attention_layers[0].attention_layer.hidden_dim if self.attn_layer else 0, self.attn_layer
+        per_edge = 2 * sum(self.neuron) + 2 * self.tebd_dim + 1 + 4 * ng + layers * (13 * attn + 4 * ng)
+        return 2.0 * item * per_edge, 2.0 * item * 5 * layers
 
     # ---------------------------------------------------------------- forward
     def edge_masks(self, atype, src, dst, edge_vec, edge_mask) -> tuple[torch.Tensor, torch.Tensor]:
@@ -262,18 +270,9 @@ class DescrptSeAtten(nn.Module):
         xyz = torch.where(mask[:, None], rr[:, 1:4], torch.ones_like(rr[:, 1:4]))
         rhat = torch.where(mask[:, None], F.normalize(xyz, dim=-1), torch.zeros_like(xyz))
         n_phantom = phantom_count(dst, mask, n, self.nnei) if self.semantics == "dense" else None
-        slots = edge_slots(dst, mask, n) if self.attention_impl == "fused" else None
-        recompute = self.checkpoint_attention
-        if recompute == "auto":
-            recompute = dst.shape[0] >= CHECKPOINT_EDGES
-        recompute = bool(recompute) and torch.is_grad_enabled() and not is_exporting()
+        layout = BlockLayout(dst, mask, n) if self.attention_impl == "fused" else None
         for layer in self.attention_layers:
-            args = (gg, sw, rhat, dst, mask, n, n_phantom)
-            kwargs = {"impl": self.attention_impl, "slots": slots}
-            if recompute:  # keep only each layer's input; recompute the layer in backward
-                gg = checkpoint(layer, *args, use_reentrant=False, **kwargs)
-            else:
-                gg = layer(*args, **kwargs)
+            gg = layer(gg, sw, rhat, dst, mask, n, n_phantom, impl=self.attention_impl, layout=layout)
         return gg
 
 

@@ -19,7 +19,6 @@ import torch
 from torch.export import Dim
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from ..descriptors.attention import exporting_attention
 from ..graph import NeighborGraph, build_graph
 from ..models.energy import EnergyModel
 from .metadata import build_metadata
@@ -50,8 +49,7 @@ def _traced(model: EnergyModel, graph: NeighborGraph) -> torch.fx.GraphModule:
     def fn(atype, n_node, edge_index, edge_vec, edge_mask):
         return model(atype, n_node, edge_index, edge_vec, edge_mask)
 
-    with exporting_attention():
-        return make_fx(fn, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*graph.as_tuple())
+    return make_fx(fn, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*graph.as_tuple())
 
 
 def export_program(model: EnergyModel, graph: NeighborGraph | None = None) -> torch.export.ExportedProgram:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..descriptors.attention import double_backward_attention
 from ..graph.neighbor_graph import node_frames
 from ..ops import segment_sum
+from .chunking import DEFAULT_MEMORY_BUDGET, max_chunk_edges, plan_chunks, run_chunked
 
 OUTPUTS = ("energy", "atom_energy", "force", "virial", "atom_virial")
 
@@ -88,7 +88,7 @@ class EnergyModel(nn.Module):
                 z(nf, 9, dtype=self.dtype), z(0, 9, dtype=self.dtype)
         src, dst = edge_index[0], edge_index[1]
         frame, _, owned = node_frames(n_node, n)
-        with torch.enable_grad(), double_backward_attention(create_graph):
+        with torch.enable_grad():
             ev = edge_vec.to(self.dtype)
             if not ev.requires_grad:
                 ev = ev.detach().requires_grad_(True)
@@ -104,6 +104,36 @@ class EnergyModel(nn.Module):
         atom_virial = segment_sum(w, src, n)
         return energy, atom_e, force, virial, atom_virial
 
-    def evaluate(self, graph, create_graph: bool = False) -> dict[str, torch.Tensor]:
-        """Run on a :class:`~dpgraph.graph.NeighborGraph`; returns a dict by output name."""
-        return dict(zip(OUTPUTS, self(*graph.as_tuple(), create_graph=create_graph)))
+    @property
+    def is_local(self) -> bool:
+        """True when an atom's energy depends only on its own edges (receptive field == rcut)."""
+        return self.receptive_field <= self.rcut
+
+    @property
+    def dense_first_type(self) -> bool:
+        """True when empty dense slots take the type of the frame's first atom (chunks must keep it first)."""
+        return getattr(self.descriptor, "semantics", "carry-all") == "dense"
+
+    def bytes_per_edge(self) -> tuple[float, float]:
+        """(a, b): one call on E edges of degree D keeps about ``E * (a + b * D)`` bytes alive."""
+        est = getattr(self.descriptor, "bytes_per_edge", None)
+        return est() if est is not None else (65536.0, 0.0)
+
+    def evaluate(self, graph, create_graph: bool = False,
+                 memory_budget: int | None = DEFAULT_MEMORY_BUDGET) -> dict[str, torch.Tensor]:
+        """Run on a :class:`~dpgraph.graph.NeighborGraph`; returns a dict by output name.
+
+        memory_budget : bytes of activations per model call. A local model is
+            evaluated in chunks of centers that fit it (:mod:`.chunking`: the
+            same numbers as one call); ``None`` = one call. Ignored with
+            ``create_graph`` (training) and for message-passing models.
+        """
+        if memory_budget is None or create_graph or not self.is_local or graph.n_nodes == 0:
+            return dict(zip(OUTPUTS, self(*graph.as_tuple(), create_graph=create_graph)))
+        n_real = int(graph.edge_mask.sum())
+        n_owned = max(int(graph.n_node[:, 1].sum()), 1)
+        max_edges = max_chunk_edges(self.bytes_per_edge(), n_real / n_owned, memory_budget)
+        if n_real <= max_edges:
+            return dict(zip(OUTPUTS, self(*graph.as_tuple())))
+        plans = plan_chunks(graph, max_edges, first_type=self.dense_first_type)
+        return dict(zip(OUTPUTS, run_chunked(lambda g: self(*g.as_tuple()), graph, plans)))
