@@ -129,7 +129,10 @@ PYBIND11_MODULE(_core, m) {
         py::arg("rcut"), "C++ cell-list NeighborGraph (float64) as numpy arrays, for tests");
 
   py::class_<DeepPot>(m, "DeepPot")
-      .def(py::init<const std::string&, const std::string&>(), py::arg("model_file"), py::arg("device") = "")
+      .def(py::init<const std::string&, const std::string&, int64_t>(), py::arg("model_file"), py::arg("device") = "",
+           py::arg("memory_budget") = dpgraph::kDefaultMemoryBudget)
+      .def_property("memory_budget", &DeepPot::memory_budget, &DeepPot::set_memory_budget,
+                    "bytes of model activations per call; larger local graphs run in chunks (<= 0: one call)")
       .def("compute", &compute, py::arg("coords"), py::arg("cell"), py::arg("atype"),
            py::arg("pbc") = std::vector<bool>{true},
            "coords (nf, n, 3) Å, cell (nf, 3, 3)/(nf, 9) or None, atype (n,) or (nf, n) -> energy (nf,), "
@@ -144,5 +147,8 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("dtype", [](const DeepPot& d) { return std::string(c10::toString(d.info().dtype)); })
       .def_property_readonly("device", [](DeepPot& d) { return d.model().device().str(); })
       .def_property_readonly("metadata", [](const DeepPot& d) { return d.info().metadata; })
+      .def_property_readonly("timing", [](const DeepPot& d) { return py::make_tuple(d.timing().graph, d.timing().model); },
+                             "(graph building s, model s) accumulated since load or reset_timing()")
+      .def("reset_timing", &DeepPot::reset_timing)
       .def_property_readonly("topology_rebuilds", [](const DeepPot& d) { return d.nlist_graph().rebuilds(); });
 }

@@ -25,9 +25,10 @@ std::string joined(const std::vector<std::string>& v) {
 
 }  // namespace
 
-DeepPot::DeepPot(const std::string& model_file, const std::string& device)
+DeepPot::DeepPot(const std::string& model_file, const std::string& device, int64_t memory_budget)
     : model_(std::make_unique<Model>(model_file, device)),
-      nlist_(model_->rcut(), model_->dtype(), model_->device()) {}
+      nlist_(model_->rcut(), model_->dtype(), model_->device()),
+      memory_budget_(memory_budget) {}
 
 Result DeepPot::compute(const at::Tensor& coords_in, const at::Tensor& cell, const at::Tensor& atype_in,
                         std::array<bool, 3> pbc) {
@@ -43,12 +44,13 @@ Result DeepPot::compute(const at::Tensor& coords_in, const at::Tensor& cell, con
       throw Error("atom type index " + std::to_string(lo < 0 ? lo : hi) + " is outside the model's types [0, " +
                   std::to_string(ntypes()) + ") = " + joined(type_map()));
   }
+  std::lock_guard<std::mutex> lock(mutex_);
   auto t0 = std::chrono::steady_clock::now();
   auto graph = build_graph(coords.to(dev), atype, cell.defined() ? cell.to(dev) : cell, pbc, rcut(),
                            model_->dtype());
   timing_.graph += seconds_since(t0);
   t0 = std::chrono::steady_clock::now();
-  auto out = to_host_double(model_->run(graph));
+  auto out = to_host_double(run_within_budget(*model_, graph, memory_budget_));
   timing_.model += seconds_since(t0);
   return {out.energy, out.force.reshape({nf, n, 3}), out.virial, out.atom_energy.reshape({nf, n}),
           out.atom_virial.reshape({nf, n, 9})};
@@ -94,11 +96,13 @@ Outputs DeepPot::compute_nlist(const double* x, const int* atype, int nlocal, in
     if (atype[k] < 0 || atype[k] >= ntypes())
       throw Error("atom " + std::to_string(k) + " has type index " + std::to_string(atype[k]) +
                   " outside the model's types [0, " + std::to_string(ntypes()) + ") = " + joined(type_map()));
+  std::lock_guard<std::mutex> lock(mutex_);
   auto t0 = std::chrono::steady_clock::now();
   const auto& graph = nlist_.build(x, atype, nlocal, nall, list, mapping, ghosts_as_nodes, ago);
+  graph.validate(ntypes(), model_->dtype());  // overlapping atoms, non-finite coordinates
   timing_.graph += seconds_since(t0);
   t0 = std::chrono::steady_clock::now();
-  auto out = to_host_double(model_->run(graph));
+  auto out = to_host_double(run_within_budget(*model_, graph, memory_budget_));
   timing_.model += seconds_since(t0);
   return out;
 }

@@ -121,6 +121,9 @@ ModelInfo check_package(const std::string& path, const std::string& device) {
   if (info.type_map.empty()) throw Error(path + " has an empty type_map" + kReexport);
   info.rcut = to_double(m, "rcut", path);
   info.receptive_field = m.count("receptive_field") ? to_double(m, "receptive_field", path) : info.rcut;
+  if (m.count("bytes_per_edge_a") && m.count("bytes_per_edge_b"))
+    info.bytes_per_edge = {to_double(m, "bytes_per_edge_a", path), to_double(m, "bytes_per_edge_b", path)};
+  info.dense_first_type = m.count("dense_first_type") && m.at("dense_first_type") == "1";
   return info;
 }
 

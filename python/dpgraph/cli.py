@@ -77,7 +77,7 @@ def cmd_export(args) -> int:
     if args.stats:
         _stats_from_systems(model, args.stats)
     t0 = time.perf_counter()
-    out = export_model(model, args.output, portable=args.portable, check=not args.no_check)
+    out = export_model(model, args.output, portable=args.portable, check=not args.no_check, device=args.device)
     print(f"wrote {out} ({time.perf_counter() - t0:.1f} s; parity with eager checked: {not args.no_check})")
     return 0
 
@@ -116,7 +116,7 @@ def cmd_import_deepmd(args) -> int:
     from .export.cache import cached_export
 
     t0 = time.perf_counter()
-    src = cached_export(model, portable=args.portable)  # compiled once per model, then reused
+    src = cached_export(model, portable=args.portable, device=args.device)  # compiled once per model, then reused
     shutil.copyfile(src, out)
     print(f"wrote {out} ({time.perf_counter() - t0:.1f} s; parity with eager checked)")
     return 0
@@ -244,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", required=True, help="output .pt2 path")
     p.add_argument("--portable", action="store_true", help="target AVX2 so the package runs on any x86-64 CPU")
     p.add_argument("--no-check", action="store_true", help="skip the package-vs-eager parity check")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="device the package runs on (cuda: export on a GPU machine with a CUDA torch)")
     p.add_argument("--stats", nargs="+", metavar="SYSTEM", help="deepmd-kit npy systems for davg/dstd and energy bias")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("info", help="print the metadata of a .pt2 package")
@@ -255,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--semantics", choices=["carry-all", "dense"], default="carry-all",
                    help="carry-all = deepmd-kit's graph route (default); dense = its sel-padded dense route")
     p.add_argument("--portable", action="store_true", help="target AVX2 so the package runs on any x86-64 CPU")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device the package runs on")
     p.set_defaults(func=cmd_import_deepmd)
     p = sub.add_parser("demo", help="compile the built-in Cu-Au model and run LAMMPS MD with pair_style dpgraph")
     p.add_argument("-o", "--output", default=None, help="also copy the .pt2 here (default: only the cache)")

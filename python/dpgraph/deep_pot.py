@@ -40,14 +40,40 @@ class DeepPot:
     ----------
     model_file : path of a ``.pt2`` exported by dpgraph.
     device : "cpu", "cuda", "cuda:K"; default the device the package was compiled for.
+    memory_budget : bytes of model activations per call (default 1 GiB). A
+        local model (DPA1) evaluates larger systems in chunks of centers that
+        fit it, with the same numbers; ``None`` or 0 = always one call.
+
+    Thread safety: an instance may be shared between threads; its calls are
+    serialized (each releases the GIL while it runs). For parallel
+    evaluation, use one instance per thread.
     """
 
-    def __init__(self, model_file: str | Path, device: str | None = None):
+    def __init__(self, model_file: str | Path, device: str | None = None, memory_budget: int | None = 1 << 30):
         path = Path(model_file)
         if not path.is_file():
             raise FileNotFoundError(f"model file {path} does not exist")
-        self._dp = _core.DeepPot(str(path), device or "")
+        if memory_budget is not None and (isinstance(memory_budget, bool) or not isinstance(memory_budget, int)):
+            raise TypeError(f"memory_budget must be an int number of bytes or None, got {memory_budget!r}")
+        self._dp = _core.DeepPot(str(path), device or "", int(memory_budget or 0))
         self.model_file = str(path)
+
+    @property
+    def timing(self) -> tuple[float, float]:
+        """(graph building, model) wall seconds accumulated since load or :meth:`reset_timing`."""
+        return tuple(self._dp.timing)
+
+    def reset_timing(self) -> None:
+        self._dp.reset_timing()
+
+    @property
+    def memory_budget(self) -> int:
+        """Bytes of model activations per call; 0 = one call whatever the size."""
+        return int(self._dp.memory_budget)
+
+    @memory_budget.setter
+    def memory_budget(self, nbytes: int | None) -> None:
+        self._dp.memory_budget = int(nbytes or 0)
 
     # ----------------------------------------------------------- model info
     def get_type_map(self) -> list[str]:

@@ -10,9 +10,11 @@
 
 #include <array>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "dpgraph/chunked_run.h"
 #include "dpgraph/error.h"
 #include "dpgraph/graph_builder.h"
 #include "dpgraph/model.h"
@@ -28,10 +30,16 @@ struct Result {
   at::Tensor atom_virial;  ///< (nf, n, 9)
 };
 
+/// Thread safety: one instance may be shared by several threads; calls are
+/// serialized by an internal mutex (the neighbor-list topology cache and the
+/// timings are per instance). For parallel evaluation use one instance per thread.
 class DeepPot {
  public:
   /// Load a `.pt2`; device "" = the package's own, else "cpu", "cuda", "cuda:K".
-  explicit DeepPot(const std::string& model_file, const std::string& device = "");
+  /// memory_budget: bytes of model activations per call. A local model's graph
+  /// that needs more is evaluated in chunks of centers (same numbers); <= 0 = one call.
+  explicit DeepPot(const std::string& model_file, const std::string& device = "",
+                   int64_t memory_budget = kDefaultMemoryBudget);
 
   /// One or more frames.
   /// coords : (nf, n, 3) or (n, 3), Å
@@ -64,6 +72,9 @@ class DeepPot {
   double rcut() const { return model_->rcut(); }
   Model& model() { return *model_; }
   const ModelInfo& info() const { return model_->info(); }
+  int64_t memory_budget() const { return memory_budget_; }
+  void set_memory_budget(int64_t bytes) { memory_budget_ = bytes; }
+
   /// The topology cache of compute_nlist (for diagnostics).
   const NeighborListGraph& nlist_graph() const { return nlist_; }
 
@@ -78,6 +89,8 @@ class DeepPot {
   std::unique_ptr<Model> model_;
   NeighborListGraph nlist_;
   Timing timing_;
+  int64_t memory_budget_;
+  std::mutex mutex_;
 };
 
 }  // namespace dpgraph

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <map>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,11 @@ struct ModelInfo {
   std::string cpu_isa;                 ///< "avx2", "avx512", "default"
   std::string torch_version;           ///< torch that compiled the package
   std::vector<std::string> outputs;    ///< output names, in order
+  /// (a, b): one call on E edges of mean degree D keeps about E (a + b D) bytes alive
+  std::pair<double, double> bytes_per_edge{65536.0, 0.0};
+  bool dense_first_type = false;  ///< empty dense slots take the type of the frame's first atom
+  /// Atom energies depend only on their own edges, so the graph may be cut into chunks.
+  bool is_local() const { return receptive_field <= rcut; }
 };
 
 /// Read the metadata map from the archive (checks that the file exists, is a

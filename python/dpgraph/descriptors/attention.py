@@ -16,8 +16,8 @@ Two implementations with identical results (fp64 rounding):
 
 * :func:`attention_blocks` is the one production path (eager, export/AOTI,
   CUDA, second derivative for training on forces). Each center's edges are
-  laid out in a (D, ·) block, D the largest degree of the call, and the layer
-  is three batched GEMMs over the C blocks: ``L = Q K^T`` (C, D, D), a masked
+  laid out in a (D, ·) block (:class:`BlockLayout`), D the largest degree of
+  the call, and the layer is three batched GEMMs over the C blocks: ``L = Q K^T`` (C, D, D), a masked
   softmax, ``A *= R R^T`` (the dotr gate on the weights: one value stream),
   ``O = A V``. The smooth logit is rewritten exactly: ``-shift`` is a row
   constant that cancels in the softmax, and ``sw_m sw_n (q.k + shift)`` is the
@@ -94,7 +94,8 @@ class BlockLayout:
     """Every real edge's place in a padded (C, D) layout over the centers with real edges.
 
     Nodes without real edges (ghost nodes of an MPI rank, isolated atoms) get
-    no block. Shared by all attention layers of one call.
+    no block. The descriptor pads its per-edge inputs once and then works on
+    blocks to the end (embedding, attention layers, the moment ``R^T G``).
 
     slot : (E,) int64, ``block * D + position``; masked edges get ``C * D`` (a trash slot)
     deg : (C,) int64, real edges of each block's center
@@ -149,39 +150,37 @@ def attention_blocks(
     v: torch.Tensor,
     sw: torch.Tensor,
     rhat: torch.Tensor,
-    layout: BlockLayout,
+    key_ok: torch.Tensor,
     smooth: bool,
     dotr: bool,
     n_phantom: torch.Tensor | None = None,
     shift: float = ATTN_SHIFT,
 ) -> torch.Tensor:
-    """Production attention, (E, dk), (E, dk), (E, dv) -> (E, dv); see the module docstring.
+    """Production attention on padded center blocks; see the module docstring.
 
-    ``n_phantom`` (N,) counts each node's padded dense slots (smooth only).
-    Differentiable to any order under plain autograd; traces with ``make_fx``.
+    q, k : (C, D, dk); v : (C, D, dv); sw : (C, D); rhat : (C, D, 3);
+    key_ok : (C, D) bool, slot holds a real edge; n_phantom : (C,) padded
+    dense slots of each center (smooth only). Returns (C, D, dv); rows of
+    empty slots are finite and meaningless. Differentiable to any order under
+    plain autograd; traces with ``make_fx``.
     """
-    swc = sw[:, None]
+    swc = sw[:, :, None]
     if smooth:
         root = math.sqrt(shift)
-        q = torch.cat([q * swc, swc * root], dim=1)
-        k = torch.cat([k * swc, swc * root], dim=1)
+        q = torch.cat([q * swc, swc * root], dim=2)
+        k = torch.cat([k * swc, swc * root], dim=2)
         v = v * swc
-    qb, kb, vb = layout.pad(q), layout.pad(k), layout.pad(v)  # (C, D, ·)
-    logits = torch.bmm(qb, kb.transpose(1, 2))  # (C, D, D), shifted by +shift in smooth mode
-    ok = layout.key_ok[:, None, :]
-    logits = torch.where(ok, logits, torch.full_like(logits, -math.inf))
+    logits = torch.bmm(q, k.transpose(1, 2))  # (C, D, D), shifted by +shift in smooth mode
+    logits = torch.where(key_ok[:, None, :], logits, torch.full_like(logits, -math.inf))
     if smooth and n_phantom is not None:
         # padded dense slots: logit 0 in the shifted frame, so each adds exp(0 - m)
-        nph = n_phantom.index_select(0, layout.centers).to(q.dtype)[:, None, None]
+        nph = n_phantom.to(q.dtype)[:, None, None]
         m = torch.clamp(logits.amax(dim=-1, keepdim=True), min=0.0).detach()
         ex = torch.exp(logits - m)
         a = ex / (ex.sum(dim=-1, keepdim=True) + nph * torch.exp(-m))
     else:
         a = torch.softmax(logits, dim=-1)
     if dotr:
-        rb = layout.pad(rhat)
-        a = a * torch.bmm(rb, rb.transpose(1, 2))
-    o = layout.unpad(torch.bmm(a, vb))
-    if smooth:
-        o = o * swc
-    return torch.where(layout.edge_mask[:, None], o, torch.zeros_like(o))
+        a = a * torch.bmm(rhat, rhat.transpose(1, 2))
+    o = torch.bmm(a, v)
+    return o * swc if smooth else o

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn import DenseLayer, LayerNorm
-from .attention import BlockLayout, attention_blocks, attention_pairwise
+from .attention import attention_blocks, attention_pairwise
 
 IMPLEMENTATIONS = ("fused", "pairwise")  # production blocks | test oracle
 
@@ -40,20 +40,24 @@ class GatedAttentionLayer(nn.Module):
         self.in_proj = DenseLayer(embed_dim, 3 * hidden_dim, None, True, False, False, dtype, generator)
         self.out_proj = DenseLayer(hidden_dim, embed_dim, None, True, False, False, dtype, generator)
 
-    def forward(self, x, sw, rhat, dst, edge_mask, n_nodes, n_phantom=None, impl="fused",
-                layout: BlockLayout | None = None):
-        """x (E, ng), sw (E,), rhat (E, 3) -> (E, ng); ``layout`` is shared across layers (fused)."""
+    def _qkv(self, x):
         q, k, v = self.in_proj(x).chunk(3, dim=-1)
         if self.normalize:
             q, k, v = (F.normalize(t, dim=-1) for t in (q, k, v))
-        q = q * self.scaling
-        if impl == "fused":
-            layout = layout if layout is not None else BlockLayout(dst, edge_mask, n_nodes)
-            o = attention_blocks(q, k, v, sw, rhat, layout, self.smooth, self.dotr, n_phantom)
-        elif impl == "pairwise":
-            o = attention_pairwise(q, k, v, sw, rhat, dst, edge_mask, n_nodes, self.smooth, self.dotr, n_phantom)
-        else:
-            raise ValueError(f"unknown attention implementation {impl!r}; use one of {IMPLEMENTATIONS}")
+        return q * self.scaling, k, v
+
+    def forward(self, x, sw, rhat, key_ok, n_phantom=None):
+        """Block form: x (C*D, ng) rows of (C, D) blocks, sw (C, D), rhat (C, D, 3),
+        key_ok (C, D), n_phantom (C,) -> (C*D, ng)."""
+        c, d = key_ok.shape
+        q, k, v = (t.reshape(c, d, -1) for t in self._qkv(x))
+        o = attention_blocks(q, k, v, sw, rhat, key_ok, self.smooth, self.dotr, n_phantom)
+        return self.out_proj(o.reshape(c * d, -1))
+
+    def forward_pairwise(self, x, sw, rhat, dst, edge_mask, n_nodes, n_phantom=None):
+        """Edge form, the test oracle: x (E, ng), sw (E,), rhat (E, 3), n_phantom (N,) -> (E, ng)."""
+        q, k, v = self._qkv(x)
+        o = attention_pairwise(q, k, v, sw, rhat, dst, edge_mask, n_nodes, self.smooth, self.dotr, n_phantom)
         return self.out_proj(o)
 
 
@@ -68,5 +72,8 @@ class NeighborGatedAttentionLayer(nn.Module):
         )
         self.attn_layer_norm = LayerNorm(embed_dim, ln_eps, trainable_ln, dtype)
 
-    def forward(self, x, *args, **kwargs):
-        return self.attn_layer_norm(x + self.attention_layer(x, *args, **kwargs))
+    def forward(self, x, *args):
+        return self.attn_layer_norm(x + self.attention_layer(x, *args))
+
+    def forward_pairwise(self, x, *args):
+        return self.attn_layer_norm(x + self.attention_layer.forward_pairwise(x, *args))

@@ -227,19 +227,18 @@ class DescrptSeAtten(nn.Module):
         """(N,), (E,), (E,), (E, 3), (E,) [, (nf, 2)] -> descriptor (N, dim_out).
 
         ``n_node`` is only used by the dense semantics (type of a frame's first atom).
+        The production path (``attention_impl="fused"``) pads each center's
+        edges into a block once and works on (C, D) blocks to the end; the
+        oracle (``"pairwise"``) stays in the edge layout.
         """
         n = atype.shape[0]
         ev = edge_vec.to(self.dtype)
         kept, mask = self.edge_masks(atype, src, dst, ev, edge_mask)
-        tc, tn = atype[dst], atype[src]
-        env, sw = edge_env_mat(ev, mask, self.rcut, self.rcut_smth, self.env_protection)
-        rr = torch.where(mask[:, None], (env - self.davg[tc]) / self.dstd[tc], torch.zeros_like(env))
         tebd = self.type_embedding()  # (ntypes + 1, tebd_dim)
-        gg = self._edge_embedding(rr[:, :1], sw, tc, tn, tebd)
-        if self.attn_layer > 0:
-            gg = self._attention(gg, rr, sw, dst, mask, n)
-        xyz = segment_sum((rr[:, :, None] * gg[:, None, :]).reshape(-1, 4 * self.ng), dst, n)
-        xyz = xyz.view(n, 4, self.ng)
+        if self.attention_impl == "fused":
+            xyz = self._moment_blocks(atype, src, dst, ev, mask, tebd)
+        else:
+            xyz = self._moment_edges(atype, src, dst, ev, mask, tebd)
         if self.semantics == "dense":  # empty slots carry (0 - davg)/dstd
             xyz = xyz + padded_slot_terms(self, atype, n_node, phantom_count(dst, kept, n, self.nnei))
         xyz = xyz / self.nnei
@@ -247,6 +246,47 @@ class DescrptSeAtten(nn.Module):
         if self.concat_output_tebd:
             d = torch.cat([d, tebd[atype]], dim=-1)
         return d
+
+    def _env(self, ev, mask, tc):
+        """(M, 3) vectors, (M,) mask, (M,) center types -> normalized R (M, 4), switch (M,), rhat (M, 3)."""
+        env, sw = edge_env_mat(ev, mask, self.rcut, self.rcut_smth, self.env_protection)
+        rr = torch.where(mask[:, None], (env - self.davg[tc]) / self.dstd[tc], torch.zeros_like(env))
+        xyz = torch.where(mask[:, None], rr[:, 1:4], torch.ones_like(rr[:, 1:4]))
+        rhat = torch.where(mask[:, None], F.normalize(xyz, dim=-1), torch.zeros_like(xyz))
+        return rr, sw, rhat
+
+    def _moment_blocks(self, atype, src, dst, ev, mask, tebd) -> torch.Tensor:
+        """Production path: sum_e R_e^T G_e of every node (N, 4, ng), on padded center blocks."""
+        n = atype.shape[0]
+        lay = BlockLayout(dst, mask, n)
+        c, d = lay.n_blocks, lay.D
+        ok = lay.key_ok.reshape(-1)
+        tc = atype.index_select(0, lay.centers)[:, None].expand(c, d).reshape(-1)
+        tn = lay.pad(atype.index_select(0, src)[:, None]).reshape(-1)
+        rr, sw, rhat = self._env(lay.pad(ev).reshape(-1, 3), ok, tc)  # (C*D, ·)
+        gg = self._edge_embedding(rr[:, :1], sw, tc, tn, tebd)  # (C*D, ng)
+        if self.attn_layer > 0:
+            n_phantom = None
+            if self.semantics == "dense":
+                n_phantom = phantom_count(dst, mask, n, self.nnei).index_select(0, lay.centers)
+            sw_b, rhat_b = sw.reshape(c, d), rhat.reshape(c, d, 3)
+            for layer in self.attention_layers:
+                gg = layer(gg, sw_b, rhat_b, lay.key_ok, n_phantom)
+        xyz_c = torch.bmm(rr.reshape(c, d, 4).transpose(1, 2), gg.reshape(c, d, self.ng))  # (C, 4, ng)
+        return xyz_c.new_zeros((n, 4, self.ng)).index_copy(0, lay.centers, xyz_c)
+
+    def _moment_edges(self, atype, src, dst, ev, mask, tebd) -> torch.Tensor:
+        """Oracle path: the same (N, 4, ng) in the edge layout, pair-materialized attention."""
+        n = atype.shape[0]
+        tc, tn = atype[dst], atype[src]
+        rr, sw, rhat = self._env(ev, mask, tc)
+        gg = self._edge_embedding(rr[:, :1], sw, tc, tn, tebd)
+        if self.attn_layer > 0:
+            n_phantom = phantom_count(dst, mask, n, self.nnei) if self.semantics == "dense" else None
+            for layer in self.attention_layers:
+                gg = layer.forward_pairwise(gg, sw, rhat, dst, mask, n, n_phantom)
+        xyz = segment_sum((rr[:, :, None] * gg[:, None, :]).reshape(-1, 4 * self.ng), dst, n)
+        return xyz.view(n, 4, self.ng)
 
     def _edge_embedding(self, ss, sw, tc, tn, tebd) -> torch.Tensor:
         """(E, 1) normalized s -> G (E, ng)."""
@@ -265,15 +305,6 @@ class DescrptSeAtten(nn.Module):
         if self.smooth:
             gg_t = gg_t * sw[:, None]
         return gg_s * gg_t + gg_s
-
-    def _attention(self, gg, rr, sw, dst, mask, n) -> torch.Tensor:
-        xyz = torch.where(mask[:, None], rr[:, 1:4], torch.ones_like(rr[:, 1:4]))
-        rhat = torch.where(mask[:, None], F.normalize(xyz, dim=-1), torch.zeros_like(xyz))
-        n_phantom = phantom_count(dst, mask, n, self.nnei) if self.semantics == "dense" else None
-        layout = BlockLayout(dst, mask, n) if self.attention_impl == "fused" else None
-        for layer in self.attention_layers:
-            gg = layer(gg, sw, rhat, dst, mask, n, n_phantom, impl=self.attention_impl, layout=layout)
-        return gg
 
 
 class DescrptSeAttenV2(DescrptSeAtten):

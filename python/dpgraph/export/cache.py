@@ -45,11 +45,11 @@ def model_key(model, portable: bool = False, device: str = "cpu") -> str:
     return h.hexdigest()[:24]
 
 
-def cached_export(model, portable: bool = False, check: bool = True) -> Path:
-    """Path of ``model``'s package, compiling it on the first request only."""
-    path = cache_dir() / f"{model_key(model, portable)}.pt2"
+def cached_export(model, portable: bool = False, check: bool = True, device: str = "cpu") -> Path:
+    """Path of ``model``'s package for ``device``, compiling it on the first request only."""
+    path = cache_dir() / f"{model_key(model, portable, device)}.pt2"
     if not path.exists():
         tmp = path.with_suffix(f".{os.getpid()}.tmp.pt2")
-        export_model(model, tmp, portable=portable, check=check)
+        export_model(model, tmp, portable=portable, check=check, device=device)
         os.replace(tmp, path)
     return path

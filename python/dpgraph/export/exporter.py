@@ -52,9 +52,10 @@ def _traced(model: EnergyModel, graph: NeighborGraph) -> torch.fx.GraphModule:
     return make_fx(fn, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*graph.as_tuple())
 
 
-def export_program(model: EnergyModel, graph: NeighborGraph | None = None) -> torch.export.ExportedProgram:
-    """make_fx + torch.export with dynamic nodes, edges and frames."""
-    graph = graph or example_graph(model, 12, n_frames=2)
+def export_program(model: EnergyModel, graph: NeighborGraph | None = None,
+                   device: str = "cpu") -> torch.export.ExportedProgram:
+    """make_fx + torch.export with dynamic nodes, edges and frames; ``model`` must live on ``device``."""
+    graph = (graph or example_graph(model, 12, n_frames=2)).to(device)
     gm = _traced(model, graph)
     n, e, nf = Dim("n_nodes", min=1), Dim("n_edges", min=2), Dim("n_frames", min=1)
     dynamic = ({0: n}, {0: nf}, {1: e}, {0: e}, {0: e})
@@ -83,10 +84,13 @@ def export_model(
     check: bool = True,
     check_graphs: list[NeighborGraph] | None = None,
     rtol: float | None = None,
+    device: str = "cpu",
 ) -> Path:
     """Compile ``model`` to ``path`` (``.pt2``); return the path.
 
-    portable : target AVX2 instead of the build machine's best ISA
+    device : "cpu" or "cuda" (the package runs on that device only; CUDA needs
+        a CUDA build of torch and a GPU at export time)
+    portable : target AVX2 instead of the build machine's best ISA (CPU)
     check : load the package and compare it with eager on ``check_graphs``
         (default: two random graphs of different sizes); raise
         :class:`ExportError` on mismatch
@@ -94,13 +98,19 @@ def export_model(
     path = Path(path)
     if path.suffix != ".pt2":
         raise ValueError(f"the package file must end in .pt2, got {path.name}")
+    device = _check_device(device)
     path.parent.mkdir(parents=True, exist_ok=True)
     isa = PORTABLE_ISA if portable else torch.backends.cpu.get_cpu_capability().lower()
-    with warnings.catch_warnings():  # torch-internal deprecation chatter of the export stack
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ep = export_program(model)
-    meta = build_metadata(model, cpu_isa=isa)
+    home = next(model.parameters()).device
+    model = model.to(device)
+    try:
+        with warnings.catch_warnings():  # torch-internal deprecation chatter of the export stack
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ep = export_program(model, device=device)
+    finally:
+        model.to(home)
+    meta = build_metadata(model, cpu_isa=isa, device=device)
     with _isa(PORTABLE_ISA if portable else None), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -112,18 +122,31 @@ def export_model(
     return Path(out)
 
 
+def _check_device(device: str) -> str:
+    """``"cpu"`` or ``"cuda"``; refuse CUDA where this torch cannot compile for it."""
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"export device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "exporting for cuda needs a CUDA build of torch and a visible GPU "
+            f"(this torch is {torch.__version__}, torch.cuda.is_available() is False); export on the GPU machine"
+        )
+    return device
+
+
 def check_package(model: EnergyModel, path, graphs=None, rtol: float | None = None) -> float:
     """Compare the package with eager; return the largest relative difference."""
     from .package import load_package
 
     pkg = load_package(path)
     graphs = graphs or [example_graph(model, 7, seed=1), example_graph(model, 40, n_frames=2, seed=2)]
+    model = model.to("cpu")  # eager reference on the CPU; the package returns its device's tensors
     tol = rtol if rtol is not None else (1e-10 if model.dtype == torch.float64 else 1e-4)
     worst = 0.0
     for g in graphs:
         g = g.to(dtype=model.dtype)
         ref = model.evaluate(g)
-        got = pkg.evaluate(g)
+        got = {k: v.cpu() for k, v in pkg.evaluate(g).items()}
         for name, r in ref.items():
             scale = max(float(r.abs().max()), 1e-8) if r.numel() else 1.0
             diff = float((got[name] - r).abs().max()) / scale if r.numel() else 0.0

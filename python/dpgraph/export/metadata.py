@@ -19,6 +19,10 @@ All values are strings; structured values are JSON. Keys:
 ``cpu_isa``          ISA the CPU code targets (``avx2``, ``avx512``, ...)
 ``config``           JSON of the full model config
 ``dpgraph_version``  package version that exported it
+``bytes_per_edge_a`` activation bytes per edge of one call (chunk planning)
+``bytes_per_edge_b`` extra bytes per edge per unit of mean degree
+``dense_first_type`` ``"1"`` when empty dense slots take the type of the
+                     frame's first atom (chunks keep such a center first)
 ===================  =====================================================
 """
 
@@ -54,4 +58,7 @@ def build_metadata(model, cpu_isa: str, device: str = "cpu") -> dict[str, str]:
         "cpu_isa": cpu_isa,
         "config": json.dumps(model.config, sort_keys=True),
         "dpgraph_version": __version__,
+        "bytes_per_edge_a": repr(float(model.bytes_per_edge()[0])),
+        "bytes_per_edge_b": repr(float(model.bytes_per_edge()[1])),
+        "dense_first_type": "1" if model.dense_first_type else "0",
     }

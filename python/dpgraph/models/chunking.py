@@ -30,17 +30,19 @@ DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of model activations per call (1 GiB)
 CACHE_EDGES = 32_768  # beyond ~ 300 water centers per chunk the (C, D, D) blocks leave the cache
 
 
-def max_chunk_edges(bytes_per_edge: tuple[float, float], degree: float, budget: int = DEFAULT_MEMORY_BUDGET) -> int:
+def max_chunk_edges(bytes_per_edge: tuple[float, float], degree: float, budget: int = DEFAULT_MEMORY_BUDGET,
+                    cpu: bool = True) -> int:
     """Edges per chunk for a memory budget (bytes).
 
     ``bytes_per_edge = (a, b)``: a chunk of E edges whose centers have ``degree``
     neighbors needs about ``E * (a + b * degree)`` bytes (``b`` counts the
-    attention's (C, D, D) blocks). The result is capped at :data:`CACHE_EDGES`
-    (faster: the blocks stay in cache) and is at least 1.
+    attention's (C, D, D) blocks). On a CPU the result is capped at
+    :data:`CACHE_EDGES` (faster: the blocks stay in cache). At least 1.
     """
     a, b = bytes_per_edge
     per_edge = max(a + b * max(degree, 1.0), 1.0)
-    return int(max(1, min(CACHE_EDGES, budget // per_edge)))
+    edges = budget // per_edge
+    return int(max(1, min(CACHE_EDGES, edges) if cpu else edges))
 
 
 def plan_chunks(graph: NeighborGraph, max_edges: int, first_type: bool = False) -> list[tuple[int, torch.Tensor]]:

@@ -132,7 +132,8 @@ class EnergyModel(nn.Module):
             return dict(zip(OUTPUTS, self(*graph.as_tuple(), create_graph=create_graph)))
         n_real = int(graph.edge_mask.sum())
         n_owned = max(int(graph.n_node[:, 1].sum()), 1)
-        max_edges = max_chunk_edges(self.bytes_per_edge(), n_real / n_owned, memory_budget)
+        max_edges = max_chunk_edges(self.bytes_per_edge(), n_real / n_owned, memory_budget,
+                                    cpu=graph.edge_vec.device.type == "cpu")
         if n_real <= max_edges:
             return dict(zip(OUTPUTS, self(*graph.as_tuple())))
         plans = plan_chunks(graph, max_edges, first_type=self.dense_first_type)
