@@ -1,8 +1,9 @@
 """LAMMPS MD speed with pair_style dpgraph: atom-steps/s, ns/day, graph-building share.
 
-The full-size built-in DPA1 (sel 120, neuron 25-50-100, attn 128 x 2, fp64)
+The full-size example DPA1 (sel 120, neuron 25-50-100, attn 128 x 2, fp64)
 compiled to a `.pt2` (cached), NVE water at 0.5 fs on 1 and 2 MPI ranks
-(one torch thread per rank), 192 / 1,536 / 12,288 atoms. For each size the
+(one torch thread per rank), 192 / 1,536 / 12,288 / 98,304 atoms; peak memory
+is the largest resident set of an ``lmp`` rank. For each size the
 reference measured in the same run is one `dpgraph.DeepPot` evaluation of
 the same box in Python with as many threads as ranks: the ratio shows what
 LAMMPS integration (neighbor lists, ghosts, communication) costs on top of
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -64,12 +66,15 @@ def lammps_run(path, n_molecules: int, ranks: int, steps: int) -> dict:
     from dpgraph.lammps_md import run_md
 
     c, a, cell = water_box(n_molecules, seed=1)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     with tempfile.TemporaryDirectory() as d:
         res = run_md(path, c.numpy(), a.numpy(), cell.numpy(), ["O", "H"], Path(d), steps=steps,
                      thermo_every=steps, nprocs=ranks, threads=1)
     share = re.search(r"graph assembly [\d.e+-]+ s \(([\d.]+)% of pair\)", res.log)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # largest finished child (an lmp rank)
     return {"atom_steps": res.atom_steps_per_s, "ns_day": res.ns_per_day,
-            "graph_share": float(share.group(1)) if share else float("nan")}
+            "graph_share": float(share.group(1)) if share else float("nan"),
+            "peak_gb": peak / 2**20 if peak > before else float("nan")}
 
 
 def main() -> None:
@@ -81,7 +86,7 @@ def main() -> None:
     path = model_file()
     print(f"model: {path}")
     print(f"{'atoms':>7} {'ranks':>5} {'atom-steps/s':>13} {'ns/day':>9} {'graph %':>8} "
-          f"{'DeepPot eval s':>15} {'LAMMPS step / DeepPot eval':>27}")
+          f"{'DeepPot eval s':>15} {'LAMMPS step / DeepPot eval':>27} {'lmp peak GB':>12}")
     for n in args.sizes:
         mol = n // 3
         steps = max(2, args.steps * 192 // n)
@@ -94,7 +99,7 @@ def main() -> None:
                 continue
             step_s = n / res["atom_steps"]
             print(f"{n:>7} {r:>5} {res['atom_steps']:>13.1f} {res['ns_day']:>9.4f} {res['graph_share']:>7.1f}% "
-                  f"{ref:>15.3f} {step_s / ref:>27.2f}")
+                  f"{ref:>15.3f} {step_s / ref:>27.2f} {res['peak_gb']:>12.2f}")
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ void PairDPGraph::allocate() {
 void PairDPGraph::settings(int narg, char **arg) {
   const char *usage =
       "pair_style dpgraph model.pt2 [model2.pt2 ...] [out_file model_devi.out] [out_freq 10] [atomic] "
-      "[relative eps]";
+      "[relative eps] [memory MB]";
   if (narg < 1) error->all(FLERR, "Illegal pair_style dpgraph command: expected {}", usage);
   units_ = dpgraph_lammps::unit_conversion(update->unit_style);
   if (!units_.ok)
@@ -78,9 +78,10 @@ void PairDPGraph::settings(int narg, char **arg) {
   int out_freq = 10;
   bool atomic = false, relative = false, out_given = false;
   double eps = 0.0;
+  int64_t memory_budget = dpgraph::kDefaultMemoryBudget;  // activation bytes per model call
   int iarg = 0;
   for (; iarg < narg && std::strcmp(arg[iarg], "out_file") && std::strcmp(arg[iarg], "out_freq") &&
-         std::strcmp(arg[iarg], "atomic") && std::strcmp(arg[iarg], "relative");
+         std::strcmp(arg[iarg], "atomic") && std::strcmp(arg[iarg], "relative") && std::strcmp(arg[iarg], "memory");
        ++iarg)
     model_files_.emplace_back(arg[iarg]);
   while (iarg < narg) {
@@ -94,6 +95,11 @@ void PairDPGraph::settings(int narg, char **arg) {
       atomic = true, ++iarg;
     } else if (key == "relative" && iarg + 1 < narg) {
       relative = true, eps = utils::numeric(FLERR, arg[iarg + 1], false, lmp), iarg += 2;
+    } else if (key == "memory" && iarg + 1 < narg) {
+      const double mb = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
+      if (!(mb >= 0.0))
+        error->all(FLERR, "pair_style dpgraph: memory must be >= 0 MB (0 = one model call per step), got {}", mb);
+      memory_budget = static_cast<int64_t>(mb * 1024.0 * 1024.0), iarg += 2;
     } else {
       error->all(FLERR, "Illegal pair_style dpgraph keyword '{}': expected {}", key, usage);
     }
@@ -103,7 +109,7 @@ void PairDPGraph::settings(int narg, char **arg) {
   models_.clear();
   for (const auto &file : model_files_) {
     try {
-      models_.push_back(std::make_unique<dpgraph::DeepPot>(file));
+      models_.push_back(std::make_unique<dpgraph::DeepPot>(file, "", memory_budget));
     } catch (const std::exception &e) {
       error->all(FLERR, "pair_style dpgraph: cannot use model {}: {}", file, e.what());
     }

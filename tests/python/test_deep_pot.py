@@ -494,6 +494,25 @@ def test_eval_nlist_matches_eval(fp64, kind):
     assert rel(fold(avb, nl["mapping"], n), ava) < FP64_TOL
 
 
+@pytest.mark.parametrize("ghosts_as_nodes", [False, True])
+def test_chunked_deep_pot_equals_one_call(fp64, ghosts_as_nodes):
+    """A memory budget of one byte (one center per chunk) gives the numbers of one call: eval and eval_nlist."""
+    chunked = DeepPot(fp64.path, memory_budget=1)
+    assert chunked.memory_budget == 1 and fp64.dp.memory_budget == 1 << 30
+    for name in ("periodic", "frames", "1 atom open"):
+        coords, atype, cell, pbc = SYSTEMS[name]
+        got, ref = run_deep_pot(chunked, coords, atype, cell, pbc), reference(fp64, coords, atype, cell, pbc)
+        for k in OUTPUT_KEYS:
+            assert rel(got[k], ref[k]) < FP64_TOL, (name, k)
+    coords, atype, cell = _nlist_system("cubic")
+    nl = lammps_list(coords, atype, cell, fp64.dp.get_rcut() + 1.0, np.random.default_rng(3))
+    kw = dict(mapping=None if ghosts_as_nodes else nl["mapping"], ghosts_as_nodes=ghosts_as_nodes, ago=0)
+    for a, b in zip(_call(chunked, nl, **kw), _call(fp64.dp, nl, **kw)):
+        assert rel(a, b) < FP64_TOL
+    with pytest.raises(TypeError, match="memory_budget"):
+        DeepPot(fp64.path, memory_budget=1.5)
+
+
 def test_eval_nlist_topology_cache(fp64):
     coords, atype, cell = _nlist_system("cubic")
     rcut, skin = fp64.dp.get_rcut(), 1.0

@@ -50,9 +50,9 @@ class GatedAttentionLayer(nn.Module):
         """Block form: x (C*D, ng) rows of (C, D) blocks, sw (C, D), rhat (C, D, 3),
         key_ok (C, D), n_phantom (C,) -> (C*D, ng)."""
         c, d = key_ok.shape
-        q, k, v = (t.reshape(c, d, -1) for t in self._qkv(x))
+        q, k, v = (t.reshape(c, d, t.shape[-1]) for t in self._qkv(x))  # no -1: C*D may be 0
         o = attention_blocks(q, k, v, sw, rhat, key_ok, self.smooth, self.dotr, n_phantom)
-        return self.out_proj(o.reshape(c * d, -1))
+        return self.out_proj(o.reshape(c * d, o.shape[-1]))
 
     def forward_pairwise(self, x, sw, rhat, dst, edge_mask, n_nodes, n_phantom=None):
         """Edge form, the test oracle: x (E, ng), sw (E,), rhat (E, 3), n_phantom (N,) -> (E, ng)."""
