@@ -132,7 +132,8 @@ Outputs run_chunked(Model& model, const NeighborGraph& graph, const std::vector<
   return acc;
 }
 
-Outputs run_within_budget(Model& model, const NeighborGraph& graph, int64_t memory_budget) {
+namespace {
+Outputs run_budget(Model& model, const NeighborGraph& graph, int64_t memory_budget) {
   const auto& info = model.info();
   if (memory_budget <= 0 || !info.is_local() || graph.n_nodes() == 0) return model.run(graph, false);
   const int64_t n_real = graph.edge_mask.sum().item<int64_t>();
@@ -142,6 +143,13 @@ Outputs run_within_budget(Model& model, const NeighborGraph& graph, int64_t memo
                       graph.atype.device().is_cpu());
   if (n_real <= max_edges) return model.run(graph, false);
   return run_chunked(model, graph, plan_chunks(graph, max_edges, info.dense_first_type));
+}
+}  // namespace
+
+Outputs run_within_budget(Model& model, const NeighborGraph& graph, int64_t memory_budget) {
+  auto out = run_budget(model, graph, memory_budget);
+  check_finite(out, model.info().path);
+  return out;
 }
 
 }  // namespace dpgraph

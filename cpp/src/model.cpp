@@ -43,9 +43,36 @@ Model::Model(const std::string& path, const std::string& device)
     throw Error(path + " could not be loaded by AOTInductor (" + what.substr(0, what.find('\n')) +
                 "); export it again with `dpgraph export`");
   }
+  probe();
 }
 
 Model::~Model() = default;
+
+void Model::probe() {
+  // Two nodes, one real edge and the two padding edges, in the metadata dtype: the compiled
+  // graph must return outputs of that dtype (an edited metadata dtype would otherwise feed the
+  // graph misread memory and give NaN energies).
+  const auto lopt = at::TensorOptions().dtype(at::kLong).device(device_);
+  NeighborGraph g;
+  g.atype = at::zeros({2}, lopt);
+  g.n_node = at::tensor(std::vector<int64_t>{2, 2}, at::kLong).reshape({1, 2}).to(device_);
+  g.edge_index = at::tensor(std::vector<int64_t>{1, 0, 0, 0, 0, 0}, at::kLong).reshape({2, 3}).to(device_);
+  auto vec = at::zeros({3, 3}, at::TensorOptions().dtype(info_.dtype).device(device_));
+  vec[0][0] = 0.5 * info_.rcut;
+  g.edge_vec = vec;
+  g.edge_mask = at::tensor(std::vector<int64_t>{1, 0, 0}, at::kLong).to(at::kBool).to(device_);
+  auto out = run(g, /*validate=*/false);
+  if (out.energy.scalar_type() != info_.dtype)
+    throw Error(info_.path + " says it runs in " + std::string(c10::toString(info_.dtype)) +
+                " but its compiled graph computes in " + std::string(c10::toString(out.energy.scalar_type())) +
+                "; the metadata does not match the package: export it again with `dpgraph export`");
+}
+
+void check_finite(const Outputs& out, const std::string& path) {
+  if (!at::isfinite(out.energy).all().item<bool>() || !at::isfinite(out.force).all().item<bool>())
+    throw Error("the model " + path + " returned NaN or inf energies or forces; check the structure (atoms far "
+                "closer than in the training data?) and that the package is intact (dpgraph info " + path + ")");
+}
 
 Outputs Model::run(const NeighborGraph& graph, bool validate) {
   if (validate) {

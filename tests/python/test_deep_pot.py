@@ -513,6 +513,48 @@ def test_chunked_deep_pot_equals_one_call(fp64, ghosts_as_nodes):
         DeepPot(fp64.path, memory_budget=1.5)
 
 
+def test_threads_sharing_one_deep_pot(fp64):
+    """Two threads on one instance (the calls release the GIL) get their own results, never another call's."""
+    import threading
+
+    coords, atype, cell = _nlist_system("cubic")
+    other = random_system(24, 6.5, seed=19)
+    nls = [lammps_list(coords, atype, cell, fp64.dp.get_rcut() + 1.0, np.random.default_rng(5)),
+           lammps_list(other[0].numpy(), other[1].numpy(), other[2].numpy(), fp64.dp.get_rcut() + 1.0,
+                       np.random.default_rng(6))]
+    dp = DeepPot(fp64.path)
+    want = [_call(dp, nl, ghosts_as_nodes=True, ago=0) for nl in nls]
+    bad = []
+
+    def worker(k):
+        for _ in range(15):
+            got = _call(dp, nls[k], ghosts_as_nodes=True, ago=0)
+            if any(a.shape != b.shape or not np.array_equal(a, b) for a, b in zip(got, want[k])):
+                bad.append(k)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in (0, 1, 0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not bad
+
+
+def test_metadata_dtype_must_match_the_compiled_graph(fp64, tmp_path):
+    """A package whose metadata dtype was edited is refused at load (it used to return NaN energies)."""
+    edited = tmp_path / "edited.pt2"
+    with zipfile.ZipFile(fp64.path) as src, zipfile.ZipFile(edited, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename.endswith("wrapper_metadata.json"):
+                meta = json.loads(data)
+                meta["dtype"] = "float32"
+                data = json.dumps(meta).encode()
+            dst.writestr(item, data)
+    with pytest.raises(_core.Error, match="compiled graph computes in Double"):
+        DeepPot(edited)
+
+
 def test_eval_nlist_topology_cache(fp64):
     coords, atype, cell = _nlist_system("cubic")
     rcut, skin = fp64.dp.get_rcut(), 1.0

@@ -49,10 +49,16 @@ class Model {
   Outputs run(const NeighborGraph& graph, bool validate = true);
 
  private:
+  /// One tiny run at load: refuses a package whose compiled graph disagrees with its metadata dtype.
+  void probe();
+
   ModelInfo info_;
   at::Device device_;
   std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader_;
   std::vector<int> slot_;  // position in the package outputs of energy, atom_energy, force, virial, atom_virial
 };
+
+/// Throw dpgraph::Error when the energy or forces hold NaN or inf (cheap: O(N) on the outputs).
+void check_finite(const Outputs& out, const std::string& path);
 
 }  // namespace dpgraph
