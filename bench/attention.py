@@ -109,7 +109,7 @@ ORACLE_GB_PER_PAIR = 1.2e-5  # measured at 192 atoms (16.9 GB / 1.38 M pairs), u
 
 def _measure(n, impl, args, repeat, per_edge_gb, edges, pairs=0):
     """Run one case unless its predicted memory exceeds the budget."""
-    # fused eager is always attempted: it switches to per-layer recomputation on large graphs
+    # fused eager is always attempted: evaluate() chunks large graphs under its memory budget
     predicted = per_edge_gb.get(impl, 0.0) * edges if edges and impl != "fused" else 0.0
     if impl == "pairwise" and impl not in per_edge_gb and pairs:
         predicted = ORACLE_GB_PER_PAIR * pairs
