@@ -44,6 +44,8 @@ class DeepPot:
 
     def __init__(self, model_file: str | Path, device: str | None = None):
         path = Path(model_file)
+        if path.is_dir():
+            raise IsADirectoryError(f"model file {path} is a directory; give the path of a .pt2 package")
         if not path.is_file():
             raise FileNotFoundError(f"model file {path} does not exist")
         self._dp = _core.DeepPot(str(path), device or "")

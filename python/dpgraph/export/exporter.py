@@ -19,10 +19,12 @@ import torch
 from torch.export import Dim
 from torch.fx.experimental.proxy_tensor import make_fx
 
+from ..atomic_io import atomic_write, check_output_path
 from ..descriptors.attention import exporting_attention
 from ..graph import NeighborGraph, build_graph
 from ..models.energy import EnergyModel
 from .metadata import build_metadata
+from .package import read_metadata
 
 PORTABLE_ISA = "avx2"
 
@@ -96,22 +98,26 @@ def export_model(
     path = Path(path)
     if path.suffix != ".pt2":
         raise ValueError(f"the package file must end in .pt2, got {path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output_path(path, "package")  # a directory or read-only place is refused before compiling
     isa = PORTABLE_ISA if portable else torch.backends.cpu.get_cpu_capability().lower()
     with warnings.catch_warnings():  # torch-internal deprecation chatter of the export stack
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         ep = export_program(model)
     meta = build_metadata(model, cpu_isa=isa)
-    with _isa(PORTABLE_ISA if portable else None), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        out = torch._inductor.aoti_compile_and_package(
-            ep, package_path=str(path), inductor_configs={"aot_inductor.metadata": meta}
-        )
-    if check:
-        check_package(model, out, check_graphs, rtol)
-    return Path(out)
+    # compiled and checked in a temporary file, renamed over ``path`` only if it passes
+    with atomic_write(path, what="package") as tmp:
+        with _isa(PORTABLE_ISA if portable else None), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch._inductor.aoti_compile_and_package(
+                ep, package_path=str(tmp), inductor_configs={"aot_inductor.metadata": meta}
+            )
+        if check:
+            check_package(model, tmp, check_graphs, rtol)
+        else:
+            read_metadata(tmp)  # at least a complete package archive
+    return path
 
 
 def check_package(model: EnergyModel, path, graphs=None, rtol: float | None = None) -> float:
