@@ -8,9 +8,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+
+#include "scratch_dir.h"
 
 #include "atom.h"
 #include "comm.h"
@@ -103,7 +106,11 @@ void PairDPGraph::settings(int narg, char **arg) {
   models_.clear();
   for (const auto &file : model_files_) {
     try {
+      // AOTInductor extracts the package under TMPDIR: a private directory of this process,
+      // emptied once a CPU model is loaded and removed at exit even when LAMMPS stops on an error
+      dpgraph_lammps::ScratchTmpdir scratch;
       models_.push_back(std::make_unique<dpgraph::DeepPot>(file));
+      if (models_.back()->model().device().is_cpu()) dpgraph_lammps::clear_scratch_dir();
     } catch (const std::exception &e) {
       error->all(FLERR, "pair_style dpgraph: cannot use model {}: {}", file, e.what());
     }

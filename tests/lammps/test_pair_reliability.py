@@ -1,0 +1,79 @@
+"""Issue 14 (reliability) in pair_style dpgraph: large atom IDs, the deviation file survives a
+failed input, no temporary directories left by a LAMMPS error, absurd neighbor skins refused,
+`clear` then a second pair_style dpgraph. Real lmp / mpirun, no mocks."""
+
+from __future__ import annotations
+
+import resource
+
+import numpy as np
+import pytest
+
+from dpgraph import DeepPot
+from lmp_util import error_message, rel, run_lammps, water_system, write_data
+
+INPUT = """
+units metal
+atom_style atomic
+boundary p p p
+read_data data.lmp
+pair_style dpgraph {style}
+pair_coeff * * {names}
+neighbor 1.0 bin
+thermo_style custom step pe press
+thermo_modify format float %.15g
+run {steps}
+"""
+
+
+@pytest.fixture(scope="module")
+def data_text(tmp_path_factory):
+    d = tmp_path_factory.mktemp("reliab")
+    coords, atype, cell = water_system(8, seed=1)  # 24 atoms
+    write_data(d / "data.lmp", coords, atype + 1, cell, [15.999, 1.008])
+    return (d / "data.lmp").read_text()
+
+
+def _run(tmp_path, data_text, style, names="O H", steps=0, **kw):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "data.lmp").write_text(data_text)
+    return run_lammps(tmp_path, INPUT.format(style=style, names=names, steps=steps), **kw)
+
+
+def _with_atom_id(data_text: str, old: int, new: int) -> str:
+    lines = data_text.splitlines()
+    start = lines.index("Atoms # atomic") + 2
+    for i in range(start, len(lines)):
+        parts = lines[i].split()
+        if parts and parts[0] == str(old):
+            lines[i] = " ".join([str(new)] + parts[1:])
+    return "\n".join(lines) + "\n"
+
+
+def _limit_data_segment():
+    """A 3 GB data limit for lmp: a table indexed by atom ID (2e9 IDs = 8 GB) cannot be allocated."""
+    resource.setrlimit(resource.RLIMIT_DATA, (3 << 30, 3 << 30))
+
+
+def _deep_pot_energy(model_file) -> float:
+    coords, atype, cell = water_system(8, seed=1)
+    return float(DeepPot(model_file).eval(coords[None], cell.reshape(1, 9), atype)[0][0, 0])
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_no_temporary_directories_left_after_an_error(tmp_path, data_text, model_file, second_model_file, nprocs):
+    """Every LAMMPS error exit left a 2.6 MB aotinductor_* directory per model per rank."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    run = _run(tmp_path, data_text, f"{model_file} {second_model_file}", names="O Xe", nprocs=nprocs,
+               env={"TMPDIR": str(tmp)}, check=False)
+    assert run.returncode != 0 and "'Xe'" in error_message(run)
+    assert sorted(p.name for p in tmp.iterdir()) == []
+    if nprocs == 1:
+        # a good run cleans up too, and sweeps the scratch directory of a killed process
+        stale = tmp / "dpgraph-lmp-999999999-abcdef"  # no such process
+        (stale / "aotinductor_x").mkdir(parents=True)
+        keep = tmp / "dpgraph-lmp-notapid-abcdef"
+        keep.mkdir()
+        _run(tmp_path, data_text, str(model_file), env={"TMPDIR": str(tmp)})
+        assert sorted(p.name for p in tmp.iterdir()) == [keep.name]
