@@ -250,14 +250,16 @@ void PairDPGraph::rebuild_selection() {
 
   owner_.assign(n_ext_, -1);
   if (!multi_rank_) {  // fold periodic images onto their owners through the atom IDs
+    // (ID, node) of the owned nodes, sorted: O(n log n) and O(n) memory whatever the IDs (up to
+    // 2^31 - 1), where a table indexed by ID would cost the largest ID in memory and time
     const tagint *tag = atom->tag;
-    tagint tmax = 0;
-    for (int k = 0; k < n_owned_; ++k) tmax = std::max(tmax, tag[node_atom_[k]]);
-    std::vector<int> by_tag(tmax + 1, -1);
-    for (int k = 0; k < n_owned_; ++k) by_tag[tag[node_atom_[k]]] = k;
+    tag_node_.resize(n_owned_);
+    for (int k = 0; k < n_owned_; ++k) tag_node_[k] = {tag[node_atom_[k]], k};
+    std::sort(tag_node_.begin(), tag_node_.end());
     for (int k = 0; k < n_ext_; ++k) {
       const tagint t = tag[node_atom_[k]];
-      owner_[k] = t <= tmax ? by_tag[t] : -1;
+      auto it = std::lower_bound(tag_node_.begin(), tag_node_.end(), std::make_pair(t, INT_MIN));
+      owner_[k] = (it != tag_node_.end() && it->first == t) ? it->second : -1;
       if (owner_[k] < 0) error->one(FLERR, "pair_style dpgraph: ghost atom with ID {} has no owned atom on this rank", t);
     }
   }

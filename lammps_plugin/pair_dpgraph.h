@@ -26,6 +26,7 @@ PairStyle(dpgraph, PairDPGraph);
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dpgraph/deep_pot.h"
@@ -70,6 +71,7 @@ class PairDPGraph : public Pair {
   int n_owned_ = 0, n_nodes_ = 0, n_ext_ = 0, n_ghost_centres_ = 0;
   std::vector<double> x_;            // (n_ext, 3) Å
   std::vector<int> types_, owner_;   // (n_ext,) model types, owner node of each extended atom
+  std::vector<std::pair<tagint, int>> tag_node_;  // (atom ID, node) of the owned nodes, sorted
   std::vector<int> ilist_, numneigh_, neigh_, offsets_;
   std::vector<int *> firstneigh_;
 

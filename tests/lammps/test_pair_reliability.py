@@ -60,6 +60,14 @@ def _deep_pot_energy(model_file) -> float:
     return float(DeepPot(model_file).eval(coords[None], cell.reshape(1, 9), atype)[0][0, 0])
 
 
+def test_large_atom_id(tmp_path, data_text, model_file):
+    """rebuild_selection allocated max_tag + 1 ints at every rebuild: ID 2e9 cost 8 GB."""
+    big = _with_atom_id(data_text, 24, 2_000_000_000)
+    run = _run(tmp_path, big, model_file, preexec_fn=_limit_data_segment, check=False)
+    assert run.returncode == 0, run.output[-2000:]
+    assert rel(run.thermo()[0, 1], _deep_pot_energy(model_file)) < 1e-12
+
+
 @pytest.mark.parametrize("nprocs", [1, 2])
 def test_no_temporary_directories_left_after_an_error(tmp_path, data_text, model_file, second_model_file, nprocs):
     """Every LAMMPS error exit left a 2.6 MB aotinductor_* directory per model per rank."""
