@@ -128,14 +128,15 @@ void PairDPGraph::settings(int narg, char **arg) {
   receptive_ = first.info().receptive_field;
   for (const auto &m : models_) receptive_ = std::max(receptive_, m->info().receptive_field);
   out_freq_ = out_freq;
+  // the deviation file is only opened (truncated) when its first line is written: an input that
+  // fails later (pair_coeff, init, the first step) leaves the previous run's file as it was
+  deviation_.close();
   if (models_.size() > 1 || out_given) {
     try {
-      deviation_.open(out_file, atomic, relative, eps, world);
+      deviation_.configure(out_file, atomic, relative, eps, world);
     } catch (const std::exception &e) {
       error->all(FLERR, "pair_style dpgraph: {}", e.what());
     }
-  } else {
-    deviation_.close();
   }
   comm_width_ = 3 * static_cast<int>(models_.size());
   comm_reverse = comm_width_;

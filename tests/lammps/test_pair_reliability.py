@@ -68,6 +68,32 @@ def test_large_atom_id(tmp_path, data_text, model_file):
     assert rel(run.thermo()[0, 1], _deep_pot_energy(model_file)) < 1e-12
 
 
+def test_deviation_file_survives_a_failed_input(tmp_path, data_text, model_file, second_model_file):
+    """model_devi.out was truncated when pair_style was read, before the input failed."""
+    style = f"{model_file} {second_model_file} out_file md.out out_freq 1"
+    previous = "# the previous run's deviations\n0 1 2 3 4 5 6\n"
+    (tmp_path / "md.out").write_text(previous)
+    run = _run(tmp_path, data_text, style, names="O Xe", check=False)  # refused at pair_coeff
+    assert run.returncode != 0 and "pair_coeff" in error_message(run)
+    assert (tmp_path / "md.out").read_text() == previous
+    (tmp_path / "newton").mkdir()
+    (tmp_path / "newton" / "md.out").write_text(previous)
+    (tmp_path / "newton" / "data.lmp").write_text(data_text)
+    run = run_lammps(tmp_path / "newton", "newton off\n" + INPUT.format(style=style, names="O H", steps=0),
+                     check=False)  # refused at init_style
+    assert run.returncode != 0 and "newton pair on" in error_message(run)
+    assert (tmp_path / "newton" / "md.out").read_text() == previous
+    _run(tmp_path, data_text, style, steps=2)  # a good run replaces it
+    lines = (tmp_path / "md.out").read_text().splitlines()
+    assert lines[0].split()[:2] == ["#", "step"] and [int(l.split()[0]) for l in lines[1:]] == [0, 1, 2]
+
+
+def test_deviation_file_unwritable_refused_at_pair_style(tmp_path, data_text, model_file):
+    run = _run(tmp_path, data_text, f"{model_file} out_file nodir/md.out", check=False)
+    assert run.returncode != 0
+    assert "cannot write the model deviation file nodir/md.out" in error_message(run)
+
+
 @pytest.mark.parametrize("nprocs", [1, 2])
 def test_no_temporary_directories_left_after_an_error(tmp_path, data_text, model_file, second_model_file, nprocs):
     """Every LAMMPS error exit left a 2.6 MB aotinductor_* directory per model per rank."""
