@@ -190,6 +190,29 @@ void PairDPGraph::init_style() {
   }
   neighbor->add_request(this, flags);
   set_threads();
+  check_skin();
+}
+
+void PairDPGraph::check_skin() {
+  // LAMMPS' default skin is 0.001 m (si), 0.1 cm (cgs), 0.1 um (micro): 1e7 or 1e3 Angstrom, with
+  // neighbor lists of (rcut + skin)^3 / rcut^3 times the pairs (no memory is that large)
+  const double skin_A = neighbor->skin / units_.length;
+  if (!(rcut_ > 0) || skin_A <= rcut_) return;
+  const std::string unit = update->unit_style;
+  const std::string hint = fmt::format("neighbor {:g} bin", 2.0 * units_.length);
+  const double growth = std::pow((rcut_ + skin_A) / rcut_, 3);
+  if (skin_A > 10.0 * rcut_)
+    error->all(FLERR,
+               "pair_style dpgraph: the neighbor skin {:g} (units {}) is {:.4g} Angstrom, {:.3g} times the model "
+               "cutoff {:g} Angstrom: neighbor lists would hold {:.3g} times the pairs within the cutoff. LAMMPS' "
+               "default skin for units {} is far too large for this model; add the line '{}' (a 2 Angstrom skin) "
+               "before pair_style",
+               neighbor->skin, unit, skin_A, skin_A / rcut_, rcut_, growth, unit, hint);
+  if (comm->me == 0)
+    error->warning(FLERR,
+                   "pair_style dpgraph: the neighbor skin {:g} (units {}) is {:.4g} Angstrom, larger than the model "
+                   "cutoff {:g} Angstrom ({:.3g} times the pairs); '{}' (a 2 Angstrom skin) is usually enough",
+                   neighbor->skin, unit, skin_A, rcut_, growth, hint);
 }
 
 void PairDPGraph::set_threads() {

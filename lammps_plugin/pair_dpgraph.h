@@ -53,6 +53,7 @@ class PairDPGraph : public Pair {
  private:
   void allocate();
   void set_threads();
+  void check_skin();  // refuse (warn) a neighbor skin absurd (large) for the model's cutoff
   void rebuild_selection();  // on neighbor-list rebuilds: node order, owner map, compacted list
   void gather_step();         // every step: coordinates (Å) and model types of the nodes
   double distance_to_subdomain(const double *x) const;  // lower bound, LAMMPS length units

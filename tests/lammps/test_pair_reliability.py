@@ -111,3 +111,34 @@ def test_no_temporary_directories_left_after_an_error(tmp_path, data_text, model
         keep.mkdir()
         _run(tmp_path, data_text, str(model_file), env={"TMPDIR": str(tmp)})
         assert sorted(p.name for p in tmp.iterdir()) == [keep.name]
+
+
+SKIN_INPUT = """
+units {units}
+atom_style atomic
+boundary p p p
+read_data data.lmp
+pair_style dpgraph {model}
+pair_coeff * * O H
+{neighbor}
+run 0
+"""
+
+
+@pytest.mark.parametrize("units, scale, hint", [("si", 1e-10, "neighbor 2e-10 bin"),
+                                                ("micro", 1e-4, "neighbor 0.0002 bin")])
+def test_absurd_default_skin_refused(tmp_path, model_file, units, scale, hint):
+    """With units si/cgs/micro LAMMPS' default skin is 1e7 or 1e3 Angstrom: it blew up with no message.
+    (With the suggested skin, test_pair_parity.py::test_unit_styles runs these units.)"""
+    coords, atype, cell = water_system(8, seed=1)
+    write_data(tmp_path / "data.lmp", coords, atype + 1, cell, [15.999, 1.008], scale=scale)
+    run = run_lammps(tmp_path, SKIN_INPUT.format(units=units, model=model_file, neighbor=""), check=False, timeout=120)
+    assert run.returncode != 0
+    msg = error_message(run)
+    assert "neighbor skin" in msg and f"'{hint}'" in msg and "times the model cutoff 4 Angstrom" in msg
+
+
+def test_large_skin_warns(tmp_path, data_text, model_file):
+    (tmp_path / "data.lmp").write_text(data_text)
+    run = run_lammps(tmp_path, SKIN_INPUT.format(units="metal", model=model_file, neighbor="neighbor 6.0 bin"))
+    assert "WARNING" in run.output and "larger than the model cutoff 4 Angstrom" in run.output
