@@ -142,3 +142,15 @@ def test_large_skin_warns(tmp_path, data_text, model_file):
     (tmp_path / "data.lmp").write_text(data_text)
     run = run_lammps(tmp_path, SKIN_INPUT.format(units="metal", model=model_file, neighbor="neighbor 6.0 bin"))
     assert "WARNING" in run.output and "larger than the model cutoff 4 Angstrom" in run.output
+
+
+def test_clear_then_a_second_pair_style(tmp_path, data_text, model_file, second_model_file):
+    """`clear` and a second pair_style dpgraph in one input give each model's own numbers."""
+    one = INPUT.format(style=model_file, names="O H", steps=0)
+    two = INPUT.format(style=second_model_file, names="O H", steps=0)
+    (tmp_path / "data.lmp").write_text(data_text)
+    run = run_lammps(tmp_path, one + "clear\n" + two + "clear\n" + one)
+    pe = np.array([float(r.split()[1]) for r in run.output.splitlines() if r.strip().startswith("0 ")])
+    e1, e2 = _deep_pot_energy(model_file), _deep_pot_energy(second_model_file)
+    assert len(pe) == 3 and e1 != e2
+    assert rel(pe, [e1, e2, e1]) < 1e-12
