@@ -300,8 +300,8 @@ def test_bad_model_files_refused(fp64, tmp_path, kind):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         DeepPot(tmp_path / "nope.pt2")
-    with pytest.raises(FileNotFoundError):
-        DeepPot(tmp_path)  # a directory
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        DeepPot(tmp_path)  # named as a directory, not as missing
 
 
 def test_wrong_device(fp64):
