@@ -148,11 +148,11 @@ def cmd_eval(args) -> int:
 
     if args.output:
         results_format(args.output)  # a bad results path is refused before any evaluation
+    model = open_model(args.model)
     structures = [s for path in args.structure for s in read_structures(path)]
     for s in structures:
         if not s.symbols:
             raise ValueError(f"structure {s.name} has no atoms: nothing to evaluate; remove it from the input")
-    model = open_model(args.model)
     print(f"model {args.model} ({model.kind}): type_map {model.type_map}, rcut {model.rcut} Å")
     print(f"{'structure':<28} {'atoms':>6} {'energy (eV)':>18} {'eV/atom':>12} {'max |F| eV/Å':>13} {'P (GPa)':>9}")
     results = []

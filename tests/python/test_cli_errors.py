@@ -66,7 +66,7 @@ def test_invalid_json_names_the_file(tmp_path, capsys):
     code, _, err = _cli(["export", bad, "-o", tmp_path / "x.pt2"], capsys)
     assert code == 2 and "broken.json" in err and "invalid JSON" in err
     code, _, err = _cli(["eval", "-m", bad, tmp_path / "nothing.xyz"], capsys)
-    assert code == 2 and "nothing.xyz does not exist" in err  # structures are checked before loading models
+    assert code == 2 and "broken.json" in err and "invalid JSON" in err
 
 
 def test_export_to_a_directory_refused_before_compiling(tmp_path, capsys):
