@@ -20,6 +20,7 @@ import math
 import numpy as np
 import torch
 
+from ..geometry_check import check_density, effective_volume
 from .neighbor_graph import MIN_PADDING_EDGES, NeighborGraph
 
 OVERLAP_TOL = 1e-6  # Å; closer pairs are reported as overlapping atoms
@@ -227,6 +228,7 @@ def _frame_edges(pos: torch.Tensor, cell, pbc, rcut: float, frame: int):
     periodic = torch.tensor(pbc, device=dev)
 
     frac = pos @ torch.linalg.inv(cell)
+    check_density(n, effective_volume(frac, float(torch.linalg.det(cell).abs()), widths, pbc, rcut), rcut, frame)
     k = torch.where(periodic, -torch.floor(frac), torch.zeros_like(frac))  # integer wrap shifts
     fw = frac + k
     owner_img, shift_img = _images(fw, pbc, rc_frac)
