@@ -109,8 +109,9 @@ void PairDPGraph::settings(int narg, char **arg) {
       // AOTInductor extracts the package under TMPDIR: a private directory of this process,
       // emptied once a CPU model is loaded and removed at exit even when LAMMPS stops on an error
       dpgraph_lammps::ScratchTmpdir scratch;
+      const auto before = dpgraph_lammps::scratch_entries();
       models_.push_back(std::make_unique<dpgraph::DeepPot>(file));
-      if (models_.back()->model().device().is_cpu()) dpgraph_lammps::clear_scratch_dir();
+      if (models_.back()->model().device().is_cpu()) dpgraph_lammps::remove_scratch_entries_except(before);
     } catch (const std::exception &e) {
       error->all(FLERR, "pair_style dpgraph: cannot use model {}: {}", file, e.what());
     }

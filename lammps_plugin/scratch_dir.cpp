@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -67,12 +68,19 @@ const std::string &scratch_dir() {
   return g_dir;
 }
 
-void clear_scratch_dir() {
-  if (g_dir.empty()) return;
+std::vector<std::string> scratch_entries() {
+  std::vector<std::string> names;
   std::error_code ec;
-  for (fs::directory_iterator it(g_dir, ec), end; !ec && it != end; it.increment(ec)) {
+  for (fs::directory_iterator it(scratch_dir(), ec), end; !ec && it != end; it.increment(ec))
+    names.push_back(it->path().filename().string());
+  return names;
+}
+
+void remove_scratch_entries_except(const std::vector<std::string> &keep) {
+  for (const auto &name : scratch_entries()) {
+    if (std::find(keep.begin(), keep.end(), name) != keep.end()) continue;
     std::error_code rm;
-    fs::remove_all(it->path(), rm);
+    fs::remove_all(fs::path(scratch_dir()) / name, rm);
   }
 }
 
