@@ -80,7 +80,24 @@ def _isa(isa: str | None):
                 os.environ["ATEN_CPU_CAPABILITY"] = old
 
 
-def export_model(
+def export_model(model: EnergyModel, path: str | Path, portable: bool = False, check: bool = True,
+                 check_graphs: list[NeighborGraph] | None = None, rtol: float | None = None) -> Path:
+    """Compile ``model`` to ``path`` (``.pt2``), atomically; return the path (see :func:`_export_model`).
+
+    The package is compiled and checked in a temporary file next to ``path`` and renamed over it
+    only if that succeeds: a failed check or an interrupted export leaves an existing package as it
+    was. An output path that cannot be written is refused before compiling.
+    """
+    path = Path(path)
+    if path.suffix != ".pt2":
+        raise ValueError(f"the package file must end in .pt2, got {path.name}")
+    check_output_path(path, "package")
+    with atomic_write(path, check=read_metadata, what="package") as tmp:
+        _export_model(model, tmp, portable, check, check_graphs, rtol)
+    return path
+
+
+def _export_model(
     model: EnergyModel,
     path: str | Path,
     portable: bool = False,
@@ -98,26 +115,22 @@ def export_model(
     path = Path(path)
     if path.suffix != ".pt2":
         raise ValueError(f"the package file must end in .pt2, got {path.name}")
-    check_output_path(path, "package")  # a directory or read-only place is refused before compiling
+    path.parent.mkdir(parents=True, exist_ok=True)
     isa = PORTABLE_ISA if portable else torch.backends.cpu.get_cpu_capability().lower()
     with warnings.catch_warnings():  # torch-internal deprecation chatter of the export stack
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         ep = export_program(model)
     meta = build_metadata(model, cpu_isa=isa)
-    # compiled and checked in a temporary file, renamed over ``path`` only if it passes
-    with atomic_write(path, what="package") as tmp:
-        with _isa(PORTABLE_ISA if portable else None), warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch._inductor.aoti_compile_and_package(
-                ep, package_path=str(tmp), inductor_configs={"aot_inductor.metadata": meta}
-            )
-        if check:
-            check_package(model, tmp, check_graphs, rtol)
-        else:
-            read_metadata(tmp)  # at least a complete package archive
-    return path
+    with _isa(PORTABLE_ISA if portable else None), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        out = torch._inductor.aoti_compile_and_package(
+            ep, package_path=str(path), inductor_configs={"aot_inductor.metadata": meta}
+        )
+    if check:
+        check_package(model, out, check_graphs, rtol)
+    return Path(out)
 
 
 def check_package(model: EnergyModel, path, graphs=None, rtol: float | None = None) -> float:
