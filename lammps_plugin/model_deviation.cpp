@@ -1,5 +1,8 @@
 #include "model_deviation.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -8,37 +11,56 @@
 
 namespace dpgraph_lammps {
 
-void DeviationWriter::open(const std::string &path, bool atomic, bool relative, double eps, MPI_Comm world) {
+void DeviationWriter::configure(const std::string &path, bool atomic, bool relative, double eps, MPI_Comm world) {
   close();
   world_ = world;
   MPI_Comm_rank(world, &me_);
+  path_ = path;
   atomic_ = atomic;
   relative_ = relative;
   eps_ = eps;
+  // only check that the file could be written: it is opened (truncated) at the first write
+  int ok = 1;
+  std::string why;
+  if (me_ == 0) {
+    const auto slash = path.find_last_of('/');
+    const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) ok = 0, why = path + " is a directory";
+    else if (::access(dir.c_str(), W_OK | X_OK) != 0) ok = 0, why = "the directory " + dir + " does not exist or is not writable";
+    else if (::access(path.c_str(), F_OK) == 0 && ::access(path.c_str(), W_OK) != 0) ok = 0, why = path + " is read-only";
+  }
+  MPI_Bcast(&ok, 1, MPI_INT, 0, world);
+  if (!ok) throw std::runtime_error("cannot write the model deviation file " + path + ": " + why);
+  active_ = true;
+}
+
+void DeviationWriter::open_file() {
   int ok = 1;
   if (me_ == 0) {
-    fp_ = std::fopen(path.c_str(), "w");
+    fp_ = std::fopen(path_.c_str(), "w");
     ok = fp_ != nullptr;
     if (fp_) {
       std::fprintf(fp_, "#%11s%19s%19s%19s%19s%19s%19s%s\n", "step", "max_devi_v", "min_devi_v", "avg_devi_v",
-                   "max_devi_f", "min_devi_f", "avg_devi_f", atomic ? "  atm_devi_f(N)" : "");
+                   "max_devi_f", "min_devi_f", "avg_devi_f", atomic_ ? "  atm_devi_f(N)" : "");
       std::fflush(fp_);
     }
   }
-  MPI_Bcast(&ok, 1, MPI_INT, 0, world);
-  if (!ok) throw std::runtime_error("cannot open the model deviation file " + path + " for writing");
-  active_ = true;
+  MPI_Bcast(&ok, 1, MPI_INT, 0, world_);
+  if (!ok) throw std::runtime_error("cannot open the model deviation file " + path_ + " for writing");
+  opened_ = true;
 }
 
 void DeviationWriter::close() {
   if (fp_) std::fclose(fp_);
   fp_ = nullptr;
-  active_ = false;
+  active_ = opened_ = false;
 }
 
 void DeviationWriter::write(LAMMPS_NS::bigint step, const std::vector<std::vector<double>> &forces,
                             const std::vector<LAMMPS_NS::tagint> &tags,
                             const std::vector<std::array<double, 9>> &virials, LAMMPS_NS::bigint natoms) {
+  if (!opened_) open_file();  // collective, like the rest of write()
   const size_t nm = forces.size(), n = tags.size();
   // per-atom force deviation on this rank
   std::vector<double> devi(n, 0.0);

@@ -22,8 +22,11 @@ namespace dpgraph_lammps {
 class DeviationWriter {
  public:
   ~DeviationWriter() { close(); }
-  /// Rank 0 opens `path` and writes the header; throws std::runtime_error if it cannot.
-  void open(const std::string &path, bool atomic, bool relative, double eps, MPI_Comm world);
+  /// Set the file and options; rank 0 checks that `path` can be written (throws
+  /// std::runtime_error if not) but neither creates nor truncates it: that
+  /// happens at the first write(), so an input that fails before its first
+  /// step leaves an existing file as it was. Collective over `world`.
+  void configure(const std::string &path, bool atomic, bool relative, double eps, MPI_Comm world);
   void close();
   bool active() const { return active_; }
 
@@ -35,7 +38,10 @@ class DeviationWriter {
              LAMMPS_NS::bigint natoms);
 
  private:
+  void open_file();  // rank 0 creates/truncates path_ and writes the header; collective
   FILE *fp_ = nullptr;
+  std::string path_;
+  bool opened_ = false;
   bool active_ = false, atomic_ = false, relative_ = false;
   double eps_ = 0.0;
   MPI_Comm world_ = MPI_COMM_NULL;

@@ -8,9 +8,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+
+#include "scratch_dir.h"
 
 #include "atom.h"
 #include "comm.h"
@@ -109,7 +112,12 @@ void PairDPGraph::settings(int narg, char **arg) {
   models_.clear();
   for (const auto &file : model_files_) {
     try {
+      // AOTInductor extracts the package under TMPDIR: a private directory of this process,
+      // emptied once a CPU model is loaded and removed at exit even when LAMMPS stops on an error
+      dpgraph_lammps::ScratchTmpdir scratch;
+      const auto before = dpgraph_lammps::scratch_entries();
       models_.push_back(std::make_unique<dpgraph::DeepPot>(file, "", memory_budget));
+      if (models_.back()->model().device().is_cpu()) dpgraph_lammps::remove_scratch_entries_except(before);
     } catch (const std::exception &e) {
       error->all(FLERR, "pair_style dpgraph: cannot use model {}: {}", file, e.what());
     }
@@ -127,14 +135,15 @@ void PairDPGraph::settings(int narg, char **arg) {
   receptive_ = first.info().receptive_field;
   for (const auto &m : models_) receptive_ = std::max(receptive_, m->info().receptive_field);
   out_freq_ = out_freq;
+  // the deviation file is only opened (truncated) when its first line is written: an input that
+  // fails later (pair_coeff, init, the first step) leaves the previous run's file as it was
+  deviation_.close();
   if (models_.size() > 1 || out_given) {
     try {
-      deviation_.open(out_file, atomic, relative, eps, world);
+      deviation_.configure(out_file, atomic, relative, eps, world);
     } catch (const std::exception &e) {
       error->all(FLERR, "pair_style dpgraph: {}", e.what());
     }
-  } else {
-    deviation_.close();
   }
   comm_width_ = 3 * static_cast<int>(models_.size());
   comm_reverse = comm_width_;
@@ -188,6 +197,29 @@ void PairDPGraph::init_style() {
   }
   neighbor->add_request(this, flags);
   set_threads();
+  check_skin();
+}
+
+void PairDPGraph::check_skin() {
+  // LAMMPS' default skin is 0.001 m (si), 0.1 cm (cgs), 0.1 um (micro): 1e7 or 1e3 Angstrom, with
+  // neighbor lists of (rcut + skin)^3 / rcut^3 times the pairs (no memory is that large)
+  const double skin_A = neighbor->skin / units_.length;
+  if (!(rcut_ > 0) || skin_A <= rcut_) return;
+  const std::string unit = update->unit_style;
+  const std::string hint = fmt::format("neighbor {:g} bin", 2.0 * units_.length);
+  const double growth = std::pow((rcut_ + skin_A) / rcut_, 3);
+  if (skin_A > 10.0 * rcut_)
+    error->all(FLERR,
+               "pair_style dpgraph: the neighbor skin {:g} (units {}) is {:.4g} Angstrom, {:.3g} times the model "
+               "cutoff {:g} Angstrom: neighbor lists would hold {:.3g} times the pairs within the cutoff. LAMMPS' "
+               "default skin for units {} is far too large for this model; add the line '{}' (a 2 Angstrom skin) "
+               "before pair_style",
+               neighbor->skin, unit, skin_A, skin_A / rcut_, rcut_, growth, unit, hint);
+  if (comm->me == 0)
+    error->warning(FLERR,
+                   "pair_style dpgraph: the neighbor skin {:g} (units {}) is {:.4g} Angstrom, larger than the model "
+                   "cutoff {:g} Angstrom ({:.3g} times the pairs); '{}' (a 2 Angstrom skin) is usually enough",
+                   neighbor->skin, unit, skin_A, rcut_, growth, hint);
 }
 
 void PairDPGraph::set_threads() {
@@ -249,14 +281,16 @@ void PairDPGraph::rebuild_selection() {
 
   owner_.assign(n_ext_, -1);
   if (!multi_rank_) {  // fold periodic images onto their owners through the atom IDs
+    // (ID, node) of the owned nodes, sorted: O(n log n) and O(n) memory whatever the IDs (up to
+    // 2^31 - 1), where a table indexed by ID would cost the largest ID in memory and time
     const tagint *tag = atom->tag;
-    tagint tmax = 0;
-    for (int k = 0; k < n_owned_; ++k) tmax = std::max(tmax, tag[node_atom_[k]]);
-    std::vector<int> by_tag(tmax + 1, -1);
-    for (int k = 0; k < n_owned_; ++k) by_tag[tag[node_atom_[k]]] = k;
+    tag_node_.resize(n_owned_);
+    for (int k = 0; k < n_owned_; ++k) tag_node_[k] = {tag[node_atom_[k]], k};
+    std::sort(tag_node_.begin(), tag_node_.end());
     for (int k = 0; k < n_ext_; ++k) {
       const tagint t = tag[node_atom_[k]];
-      owner_[k] = t <= tmax ? by_tag[t] : -1;
+      auto it = std::lower_bound(tag_node_.begin(), tag_node_.end(), std::make_pair(t, INT_MIN));
+      owner_[k] = (it != tag_node_.end() && it->first == t) ? it->second : -1;
       if (owner_[k] < 0) error->one(FLERR, "pair_style dpgraph: ghost atom with ID {} has no owned atom on this rank", t);
     }
   }

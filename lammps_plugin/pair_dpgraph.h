@@ -26,6 +26,7 @@ PairStyle(dpgraph, PairDPGraph);
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dpgraph/deep_pot.h"
@@ -52,6 +53,7 @@ class PairDPGraph : public Pair {
  private:
   void allocate();
   void set_threads();
+  void check_skin();  // refuse (warn) a neighbor skin absurd (large) for the model's cutoff
   void rebuild_selection();  // on neighbor-list rebuilds: node order, owner map, compacted list
   void gather_step();         // every step: coordinates (Å) and model types of the nodes
   double distance_to_subdomain(const double *x) const;  // lower bound, LAMMPS length units
@@ -70,6 +72,7 @@ class PairDPGraph : public Pair {
   int n_owned_ = 0, n_nodes_ = 0, n_ext_ = 0, n_ghost_centres_ = 0;
   std::vector<double> x_;            // (n_ext, 3) Å
   std::vector<int> types_, owner_;   // (n_ext,) model types, owner node of each extended atom
+  std::vector<std::pair<tagint, int>> tag_node_;  // (atom ID, node) of the owned nodes, sorted
   std::vector<int> ilist_, numneigh_, neigh_, offsets_;
   std::vector<int *> firstneigh_;
 

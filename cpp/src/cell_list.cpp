@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "dpgraph/error.h"
+#include "dpgraph/geometry_check.h"
 #include "dpgraph/graph_builder.h"
 
 namespace dpgraph {
@@ -114,6 +115,7 @@ Edges frame_edges(const at::Tensor& pos, const at::Tensor& cell_in, std::array<b
                       .to(at::kBool);
 
   auto frac = at::matmul(pos, at::linalg_inv(cell));
+  check_density(n, effective_volume(frac, at::linalg_det(cell).abs().item<double>(), widths, pbc, rcut), rcut, frame);
   auto k = at::where(periodic, -at::floor(frac), at::zeros_like(frac));  // integer wrap shifts
   auto fw = frac + k;
   auto [owner_img, shift_img] = images(fw, pbc, rc_frac);

@@ -71,8 +71,12 @@ def _stats_from_systems(model, systems: list[str]) -> None:
 
 
 def cmd_export(args) -> int:
+    from .atomic_io import check_output_path
     from .export import export_model
 
+    if Path(args.output).suffix != ".pt2":
+        raise ValueError(f"the package file must end in .pt2, got {args.output}")
+    check_output_path(args.output, "package")  # before loading and compiling anything
     model = _load_model(args.model)
     if args.stats:
         _stats_from_systems(model, args.stats)
@@ -94,14 +98,14 @@ def cmd_info(args) -> int:
 
 
 def cmd_import_deepmd(args) -> int:
-    import shutil
-
+    from .atomic_io import atomic_copy, check_output_path
     from .interop.deepmd import load_deepmd
     from .models import save_checkpoint
 
     out = Path(args.output)
     if out.suffix not in (".pt2", ".pt"):
         raise ValueError(f"output must end in .pt2 (compiled package) or .pt (dpgraph checkpoint), got {out.name}")
+    check_output_path(out)  # before reading and compiling anything
     t0 = time.perf_counter()
     model = load_deepmd(args.model, semantics=args.semantics)
     d = model.descriptor
@@ -117,13 +121,17 @@ def cmd_import_deepmd(args) -> int:
 
     t0 = time.perf_counter()
     src = cached_export(model, portable=args.portable, device=args.device)  # compiled once per model, then reused
-    shutil.copyfile(src, out)
+    atomic_copy(src, out, "package")
     print(f"wrote {out} ({time.perf_counter() - t0:.1f} s; parity with eager checked)")
     return 0
 
 
 def cmd_demo(args) -> int:
+    from .atomic_io import check_output_path
     from .demo import run_demo
+
+    if args.output:
+        check_output_path(args.output, "package copy")
 
     if args.threads:
         import torch
@@ -136,10 +144,15 @@ def cmd_demo(args) -> int:
 def cmd_eval(args) -> int:
     import numpy as np
 
-    from .evaluator import open_model, read_structures
+    from .evaluator import open_model, read_structures, results_format
 
+    if args.output:
+        results_format(args.output)  # a bad results path is refused before any evaluation
     model = open_model(args.model)
     structures = [s for path in args.structure for s in read_structures(path)]
+    for s in structures:
+        if not s.symbols:
+            raise ValueError(f"structure {s.name} has no atoms: nothing to evaluate; remove it from the input")
     print(f"model {args.model} ({model.kind}): type_map {model.type_map}, rcut {model.rcut} Å")
     print(f"{'structure':<28} {'atoms':>6} {'energy (eV)':>18} {'eV/atom':>12} {'max |F| eV/Å':>13} {'P (GPa)':>9}")
     results = []

@@ -33,6 +33,105 @@ def _numpy(x, dtype) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(x), dtype=dtype)
 
 
+def _array(x, name: str) -> np.ndarray:
+    """``x`` as an ndarray (torch tensors copied to the CPU), refusing ragged and non-numeric input."""
+    if hasattr(x, "detach"):  # torch.Tensor
+        x = x.detach().cpu().numpy()
+    try:
+        a = np.asarray(x)
+    except ValueError as err:  # ragged nested sequences
+        raise ValueError(f"{name} is not a rectangular array ({err})") from None
+    if a.dtype == object or a.dtype.kind in "USVMm":
+        raise TypeError(f"{name} must be numeric, got an array of {a.dtype} ({type(x).__name__})")
+    return a
+
+
+def _coordinates(x, name: str) -> np.ndarray:
+    """Real-valued float64 array; complex and bool refused (complex would lose its imaginary part)."""
+    a = _array(x, name)
+    if a.dtype.kind == "c":
+        raise TypeError(f"{name} must be real, got complex values")
+    if a.dtype.kind == "b":
+        raise TypeError(f"{name} must be numbers in Å, got booleans")
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _atom_types(x, type_map: list[str]) -> np.ndarray:
+    """int64 type indices in [0, ntypes); floats only if integral (0.9 is refused, never truncated)."""
+    a = _array(x, "atom_types")
+    if a.dtype.kind == "b":
+        raise TypeError("atom_types must be integer type indices, got booleans")
+    if a.dtype.kind == "c":
+        raise TypeError("atom_types must be integer type indices, got complex values")
+    if a.dtype.kind == "f":
+        bad = ~np.isfinite(a) | (a != np.round(a))
+        if bad.any():
+            k = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"atom_types must be integer type indices; atom_types{list(k)} = {float(a[k])} is not "
+                             "an integer (pass an integer array, e.g. np.asarray(types, dtype=int))")
+    if a.ndim not in (1, 2):
+        raise ValueError(f"atom_types must be (natoms,) or (nframes, natoms), got shape {a.shape}")
+    t = np.ascontiguousarray(a, dtype=np.int64)
+    out = (t < 0) | (t >= len(type_map))
+    if out.any():
+        k = tuple(int(i) for i in np.argwhere(out)[0])
+        raise ValueError(f"atom_types{list(k)}: type index {int(t[k])} is outside the model's types "
+                         f"[0, {len(type_map)}) = {', '.join(type_map)}")
+    return t
+
+
+def _pbc_flags(pbc) -> list[bool]:
+    """One bool or three (numpy bools and the integers 0/1 too); strings such as "no" are refused."""
+    if hasattr(pbc, "detach"):  # torch.Tensor
+        pbc = pbc.detach().cpu().numpy()
+    a = np.asarray(pbc, dtype=object)
+    flags = a.ravel().tolist()
+    ok = a.ndim <= 1 and len(flags) in (1, 3) and all(
+        isinstance(p, (bool, np.bool_)) or (isinstance(p, (int, np.integer)) and p in (0, 1)) for p in flags)
+    if not ok:
+        raise TypeError(f"pbc must be a bool or 3 bools (one per lattice vector), got {pbc!r}")
+    return [bool(p) for p in flags]
+
+
+def _frames(coords, cells, atom_types, type_map: list[str]):
+    """Validate deepmd-kit call shapes; returns coords (nf, n, 3), box (nf, 3, 3) or None, types, nf, n.
+
+    Accepted: coords (nf, n*3), (nf, n, 3), (n, 3) or (n*3,) with n = atom_types.shape[-1];
+    cells (nf, 9), (nf, 3, 3), and (9,) or (3, 3) for one frame; nothing else is reshaped.
+    """
+    types = _atom_types(atom_types, type_map)
+    n = types.shape[-1]
+    x = _coordinates(coords, "coords")
+    shapes = f"(nframes, {n}, 3), (nframes, {3 * n}), ({n}, 3) or ({3 * n},)"
+    if x.ndim == 3 and x.shape[1:] == (n, 3):
+        nf = x.shape[0]
+    elif x.ndim == 2 and x.shape[1] == 3 * n and (n > 0 or x.shape[0] > 0):
+        nf = x.shape[0]
+    elif x.ndim == 2 and x.shape == (n, 3):
+        nf = 1
+    elif x.ndim == 1 and x.shape[0] == 3 * n:
+        nf = 1
+    else:
+        raise ValueError(f"coords has shape {x.shape} but atom_types has {n} atoms (shape {types.shape}); "
+                         f"coords must be {shapes}")
+    if types.ndim == 2 and types.shape[0] != nf:
+        raise ValueError(f"atom_types has {types.shape[0]} frames (shape {types.shape}) but coords has {nf} "
+                         f"(shape {x.shape})")
+    x = x.reshape(nf, n, 3)
+    box = None
+    if cells is not None:
+        b = _coordinates(cells, "cells")
+        if b.shape in ((nf, 9), (nf, 3, 3)) or (nf == 1 and b.shape in ((9,), (3, 3))):
+            box = b.reshape(nf, 3, 3)
+        else:
+            one = " (9,), (3, 3)," if nf == 1 else ""
+            raise ValueError(f"cells has shape {b.shape} but coords has {nf} frame(s); cells must be{one} "
+                             f"({nf}, 9) or ({nf}, 3, 3)")
+        if not np.isfinite(box).all():
+            raise ValueError("cells has NaN or inf entries")
+    return x, box, types, nf, n
+
+
 class DeepPot:
     """A ``.pt2`` model evaluated by the C++ runtime.
 
@@ -51,6 +150,8 @@ class DeepPot:
 
     def __init__(self, model_file: str | Path, device: str | None = None, memory_budget: int | None = 1 << 30):
         path = Path(model_file)
+        if path.is_dir():
+            raise IsADirectoryError(f"model file {path} is a directory; give the path of a .pt2 package")
         if not path.is_file():
             raise FileNotFoundError(f"model file {path} does not exist")
         if memory_budget is not None and (isinstance(memory_budget, bool) or not isinstance(memory_budget, int)):
@@ -105,12 +206,19 @@ class DeepPot:
 
         Parameters
         ----------
-        coords : (nf, natoms*3), (nf, natoms, 3) or (natoms, 3), Å
-        cells : (nf, 9), (nf, 3, 3), (9,) or None for open boundaries; rows are lattice vectors, Å
-        atom_types : (natoms,) or (nf, natoms) model type indices (see ``get_type_map``)
+        coords : (nf, natoms*3), (nf, natoms, 3), or for one frame (natoms, 3) or (natoms*3,); Å
+        cells : (nf, 9), (nf, 3, 3), for one frame also (9,) or (3, 3); None for open
+            boundaries; rows are lattice vectors, Å
+        atom_types : (natoms,) or (nf, natoms) integer model type indices (see
+            ``get_type_map``); floats only if integral (0.9 is refused, not truncated)
         atomic : also return per-atom energies and virials
-        pbc : periodicity along each lattice vector, a bool or 3 bools (dpgraph
-            extension; default: periodic in all three directions when cells are given)
+        pbc : periodicity along each lattice vector, a bool or 3 bools (0/1 too; strings
+            such as "no" are refused) (dpgraph extension; default: periodic in all three
+            directions when cells are given)
+
+        Any other shape or dtype (complex, boolean or string coordinates, a frame count
+        that coords, cells and atom_types do not agree on) raises ValueError/TypeError
+        naming the argument: nothing is reshaped to fit.
 
         Returns
         -------
@@ -119,32 +227,16 @@ class DeepPot:
         """
         if fparam is not None or aparam is not None:
             raise ValueError("this model takes no frame or atomic parameters (fparam/aparam)")
-        if kwargs.get("mixed_type"):
-            kwargs.pop("mixed_type")
+        kwargs.pop("mixed_type", None)  # deepmd-kit's flag for per-frame atom_types: (nf, natoms) is accepted anyway
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)}")
-        types = _numpy(atom_types, np.int64)
-        natoms = types.shape[-1]
-        coords = _numpy(coords, np.float64)
-        if coords.size % (3 * max(natoms, 1)) != 0 or (natoms == 0 and coords.size):
-            raise ValueError(
-                f"coords has {coords.size} values, not a multiple of 3 * natoms = {3 * natoms} "
-                "(natoms from atom_types); pass (nframes, natoms * 3) or (nframes, natoms, 3)"
-            )
-        nf = coords.size // (3 * natoms) if natoms else (coords.shape[0] if coords.ndim > 1 else 1)
-        coords = coords.reshape(nf, natoms, 3)
-        if types.ndim == 2 and types.shape[0] != nf:
-            raise ValueError(f"atom_types has {types.shape[0]} frames but coords has {nf}")
-        box = None
-        if cells is not None:
-            box = _numpy(cells, np.float64)
-            if box.size != 9 * nf:
-                raise ValueError(f"cells must be (nframes, 9) or (nframes, 3, 3) with nframes = {nf}, got shape {box.shape}")
-            box = box.reshape(nf, 3, 3)
+        if not isinstance(atomic, (bool, np.bool_)):
+            raise TypeError(f"atomic must be True or False, got {atomic!r}")
+        coords, box, types, nf, natoms = _frames(coords, cells, atom_types, self.get_type_map())
         if pbc is None:
             pbc = [box is not None]
         else:
-            pbc = [bool(p) for p in np.atleast_1d(_numpy(pbc, bool))]
+            pbc = _pbc_flags(pbc)
             if box is None and any(pbc):
                 raise ValueError("periodic boundaries (pbc) need cells")
         e, f, v, ae, av = self._dp.compute(coords, box, types, pbc)

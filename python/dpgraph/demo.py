@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic_io import atomic_copy
 from .builtin import builtin_card, load_builtin
 from .export.cache import cached_export
 from .export.package import load_package
@@ -95,7 +95,7 @@ def run_demo(output: str | None = None, repeat: int = 4, md_steps: int = 200, te
     path = cached_export(model)
     print(f"package: {path} ({time.perf_counter() - t0:.1f} s incl. compile on first use)")
     if output:
-        shutil.copyfile(path, output)
+        atomic_copy(path, output, "package copy")
         print(f"copied to {output}")
     pkg = load_package(path)
     atoms = _alloy(repeat, seed=1)

@@ -40,6 +40,9 @@ class Evaluator:
             from .builtin import load_builtin
 
             self._model, self.kind = load_builtin(), "eager PyTorch (built-in model)"
+        elif path.is_dir():
+            raise IsADirectoryError(f"model {spec} is a directory, not a model file; expected a .pt2 package, "
+                                    "a .pt checkpoint, a .json config or 'builtin'")
         elif path.suffix == ".pt2":
             from .deep_pot import DeepPot
 
@@ -115,19 +118,53 @@ def _read_npy_system(path: Path) -> list[Structure]:
                       (s.boxes is not None,) * 3) for f in range(s.n_frames)]
 
 
-def write_results(results: list[tuple[Structure, dict]], path: str | Path) -> None:
-    """Write evaluated structures: ``.npz`` (arrays per frame) or any ASE format (extxyz: energy/forces/stress)."""
+#: output suffix -> format of ``write_results``: formats that keep energies and forces of many frames
+RESULT_FORMATS = {".extxyz": "extxyz", ".xyz": "extxyz", ".traj": "traj", ".npz": "npz"}
+
+
+def results_format(path: str | Path) -> str:
+    """Format of a results file from its suffix, after checking that it can be written (before any work)."""
+    from .atomic_io import check_output_path
+
     path = Path(path)
-    if path.suffix == ".npz":
+    fmt = RESULT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        what = f"extension {path.suffix!r}" if path.suffix else "no extension"
+        raise ValueError(f"results file {path} has {what}; supported: {', '.join(RESULT_FORMATS)} "
+                         "(extxyz/xyz and traj hold energy, forces and stress per frame; npz one array per "
+                         "quantity and frame)")
+    check_output_path(path, "results file")
+    return fmt
+
+
+def write_results(results: list[tuple[Structure, dict]], path: str | Path) -> None:
+    """Write evaluated structures: ``.npz`` (arrays per frame), ``.extxyz``/``.xyz`` or ``.traj``.
+
+    The file is written to a temporary file, read back, and only then renamed
+    over ``path``: a failure never leaves a partial file or destroys an old one.
+    """
+    from .atomic_io import atomic_write
+
+    path = Path(path)
+    fmt = results_format(path)
+    if fmt == "npz":
         arrays = {}
         for i, (s, r) in enumerate(results):
             for k, v in r.items():
                 arrays[f"{k}_{i}"] = np.asarray(v)
-        np.savez(path, **arrays)
+
+        def check(tmp):
+            with np.load(tmp) as z:
+                if len(z.files) != len(arrays):
+                    raise OSError(f"{tmp} holds {len(z.files)} arrays, expected {len(arrays)}")
+
+        with atomic_write(path, check=check, what="results file") as tmp:
+            with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
+                np.savez(fh, **arrays)
         return
     from ase import Atoms
     from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.io import write
+    from ase.io import read, write
 
     frames = []
     for s, r in results:
@@ -137,4 +174,11 @@ def write_results(results: list[tuple[Structure, dict]], path: str | Path) -> No
             kw["stress"] = -np.asarray(r["virial"]).reshape(3, 3) / at.get_volume()
         at.calc = SinglePointCalculator(at, **kw)
         frames.append(at)
-    write(str(path), frames)
+
+    def check(tmp):
+        back = read(str(tmp), ":", format=fmt)
+        if len(back) != len(frames):
+            raise OSError(f"{tmp} holds {len(back)} frames, expected {len(frames)}")
+
+    with atomic_write(path, check=check, what="results file") as tmp:
+        write(str(tmp), frames, format=fmt)

@@ -128,16 +128,20 @@ class LammpsRun:
 
 
 def run_lammps(workdir: Path, script: str, nprocs: int = 1, timeout: int = 600, check: bool = True,
-               extra_args=()) -> LammpsRun:
-    """Run `lmp` (through mpirun for nprocs > 1) on ``script`` in ``workdir``."""
+               extra_args=(), env=None, preexec_fn=None) -> LammpsRun:
+    """Run `lmp` (through mpirun for nprocs > 1) on ``script`` in ``workdir``.
+
+    env: extra environment variables; preexec_fn: run in the child before exec (e.g. resource limits).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "in.lmp").write_text(script)
     cmd = [lmp_executable(), "-in", "in.lmp", "-log", "log.lammps", *extra_args]
     if nprocs > 1:
         mpirun = Path(sys.executable).parent / "mpirun"
         cmd = [str(mpirun) if mpirun.exists() else "mpirun", "-np", str(nprocs)] + cmd
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
+    env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env,
+                          preexec_fn=preexec_fn)
     run = LammpsRun(proc, workdir)
     if check and proc.returncode != 0:
         raise AssertionError(f"lmp failed ({proc.returncode}):\n{run.output[-3000:]}")

@@ -77,3 +77,15 @@ def _one_thread():
 @pytest.fixture(scope="session")
 def small_system():
     return random_system(30, 7.0, seed=3)
+
+
+def deep_pot_fp64():
+    """dpgraph.DeepPot of the session's small fp64 package (the one test_deep_pot.py and
+    test_export.py compile; cached, so only the first use compiles)."""
+    from dpgraph.deep_pot import DeepPot
+    from dpgraph.export.cache import cached_export
+
+    coords, atype, cell = random_system(30, 7.0, seed=5)
+    cfg = small_config(precision="float64")
+    cfg["fitting_net"]["precision"] = "float64"
+    return DeepPot(cached_export(make_model(cfg, coords, atype, cell, scale_out=20.0)))

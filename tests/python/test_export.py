@@ -172,7 +172,9 @@ def test_cli_export_and_info(tmp_path, capsys):
     cfg_path = tmp_path / "model.json"
     cfg_path.write_text(json.dumps({"model": cfg}))
     out = tmp_path / "model.pt2"
+    out.write_bytes(b"an older package")  # replaced (atomically: tmp file, check, rename)
     assert cli_main(["export", str(cfg_path), "-o", str(out), "--portable"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.pt2"]
     meta = read_metadata(out)
     assert meta["cpu_isa"] == "avx2"
     pkg = load_package(out)

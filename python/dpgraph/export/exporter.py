@@ -19,9 +19,11 @@ import torch
 from torch.export import Dim
 from torch.fx.experimental.proxy_tensor import make_fx
 
+from ..atomic_io import atomic_write, check_output_path
 from ..graph import NeighborGraph, build_graph
 from ..models.energy import EnergyModel
 from .metadata import build_metadata
+from .package import read_metadata
 
 PORTABLE_ISA = "avx2"
 
@@ -77,7 +79,25 @@ def _isa(isa: str | None):
                 os.environ["ATEN_CPU_CAPABILITY"] = old
 
 
-def export_model(
+def export_model(model: EnergyModel, path: str | Path, portable: bool = False, check: bool = True,
+                 check_graphs: list[NeighborGraph] | None = None, rtol: float | None = None,
+                 device: str = "cpu") -> Path:
+    """Compile ``model`` to ``path`` (``.pt2``), atomically; return the path (see :func:`_export_model`).
+
+    The package is compiled and checked in a temporary file next to ``path`` and renamed over it
+    only if that succeeds: a failed check or an interrupted export leaves an existing package as it
+    was. An output path that cannot be written is refused before compiling.
+    """
+    path = Path(path)
+    if path.suffix != ".pt2":
+        raise ValueError(f"the package file must end in .pt2, got {path.name}")
+    check_output_path(path, "package")
+    with atomic_write(path, check=read_metadata, what="package") as tmp:
+        _export_model(model, tmp, portable, check, check_graphs, rtol, device)
+    return path
+
+
+def _export_model(
     model: EnergyModel,
     path: str | Path,
     portable: bool = False,

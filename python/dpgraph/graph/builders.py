@@ -20,6 +20,7 @@ import math
 import numpy as np
 import torch
 
+from ..geometry_check import check_density, effective_volume
 from .neighbor_graph import MIN_PADDING_EDGES, NeighborGraph
 
 OVERLAP_TOL = 1e-6  # Å; closer pairs are reported as overlapping atoms
@@ -35,15 +36,32 @@ def _as_tensor(x, device=None) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x), device=device)
 
 
+def _is_flag(p) -> bool:
+    return isinstance(p, (bool, np.bool_)) or (isinstance(p, (int, np.integer)) and p in (0, 1))
+
+
 def _pbc3(pbc) -> tuple[bool, bool, bool]:
-    if isinstance(pbc, torch.Tensor):
+    """A bool or 3 bools (0/1 too); anything else, e.g. the string "no", is refused rather than coerced."""
+    if isinstance(pbc, (torch.Tensor, np.ndarray)):
         pbc = pbc.tolist()
-    if isinstance(pbc, (bool, np.bool_, int)):
+    if _is_flag(pbc):
         return (bool(pbc),) * 3
-    pbc = tuple(bool(p) for p in pbc)
-    if len(pbc) != 3:
-        raise ValueError(f"pbc must be a bool or 3 bools (one per lattice vector), got {pbc}")
-    return pbc
+    if isinstance(pbc, (list, tuple)) and len(pbc) == 3 and all(_is_flag(p) for p in pbc):
+        return tuple(bool(p) for p in pbc)
+    raise ValueError(f"pbc must be a bool or 3 bools (one per lattice vector), got {pbc!r}")
+
+
+def _integer_types(atype: torch.Tensor) -> torch.Tensor:
+    """int64 types; floats only if integral (0.9 is refused, never truncated to 0), booleans refused."""
+    if atype.dtype == torch.bool or atype.is_complex():
+        raise ValueError(f"atype must be integer type indices, got {atype.dtype}")
+    if atype.is_floating_point():
+        bad = ~torch.isfinite(atype) | (atype != torch.round(atype))
+        if bool(bad.any()):
+            k = [int(i) for i in torch.nonzero(bad)[0]]
+            raise ValueError(f"atype must be integer type indices; atype{k} = {float(atype[tuple(k)])} is not an "
+                             "integer")
+    return atype.to(torch.int64)
 
 
 def _normalize(coords, atype, cell, pbc):
@@ -58,7 +76,7 @@ def _normalize(coords, atype, cell, pbc):
     coords = coords.to(torch.float64)
     device = coords.device
 
-    atype = _as_tensor(atype, device).to(torch.int64)
+    atype = _integer_types(_as_tensor(atype, device))
     given = tuple(atype.shape)
     if atype.dim() == 1:
         atype = atype.unsqueeze(0).expand(nf, -1)
@@ -210,6 +228,7 @@ def _frame_edges(pos: torch.Tensor, cell, pbc, rcut: float, frame: int):
     periodic = torch.tensor(pbc, device=dev)
 
     frac = pos @ torch.linalg.inv(cell)
+    check_density(n, effective_volume(frac, float(torch.linalg.det(cell).abs()), widths, pbc, rcut), rcut, frame)
     k = torch.where(periodic, -torch.floor(frac), torch.zeros_like(frac))  # integer wrap shifts
     fw = frac + k
     owner_img, shift_img = _images(fw, pbc, rc_frac)

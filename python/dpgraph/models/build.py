@@ -79,10 +79,14 @@ def _pair_list(value, ntypes: int) -> list[list[int]]:
 
 
 def save_checkpoint(model: EnergyModel, path: str | Path) -> None:
-    torch.save(
-        {"format": CHECKPOINT_FORMAT, "version": 1, "config": model.config, "state_dict": model.state_dict()},
-        str(path),
-    )
+    """Write a model-only checkpoint; atomically: a failed write leaves an existing ``path`` as it was."""
+    from ..atomic_io import atomic_write
+
+    with atomic_write(path, check=read_checkpoint, what="checkpoint") as tmp:
+        torch.save(
+            {"format": CHECKPOINT_FORMAT, "version": 1, "config": model.config, "state_dict": model.state_dict()},
+            str(tmp),
+        )
 
 
 def read_checkpoint(path: Path, expected: str = "a dpgraph checkpoint") -> dict:
@@ -101,8 +105,16 @@ def load_model(path: str | Path) -> EnergyModel:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"model file {path} does not exist")
+    if path.is_dir():
+        raise IsADirectoryError(f"model file {path} is a directory; give a .pt checkpoint or a .json config")
     if path.suffix == ".json":
-        cfg = json.loads(path.read_text())
+        try:
+            cfg = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: invalid JSON ({err})") from None
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{path}: a model config must be a JSON object (deepmd-kit's model section, or an "
+                             "input with a 'model' key)")
         return build_model(cfg.get("model", cfg))
     ckpt = read_checkpoint(path, "a dpgraph checkpoint or JSON config")
     model = build_model(ckpt["config"])

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..atomic_io import atomic_copy, atomic_write
 from ..models import build_model
 from ..models.build import CHECKPOINT_FORMAT, read_checkpoint
 from .batch import BatchSampler
@@ -158,8 +158,9 @@ class Trainer:
         base = Path(tr["save_ckpt"])
         base.parent.mkdir(parents=True, exist_ok=True)
         path = base.parent / f"{base.name}-{self.step}.pt"
-        torch.save(self.checkpoint_dict(), str(path))
-        shutil.copyfile(path, base.parent / f"{base.name}.pt")
+        with atomic_write(path, check=read_checkpoint, what="checkpoint") as tmp:  # never a half-written file
+            torch.save(self.checkpoint_dict(), str(tmp))
+        atomic_copy(path, base.parent / f"{base.name}.pt", what="checkpoint")
         old = sorted(base.parent.glob(f"{base.name}-*.pt"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
         for p in old[: -tr["max_ckpt_keep"]]:
             p.unlink()
