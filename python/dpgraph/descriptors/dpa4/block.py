@@ -1,0 +1,50 @@
+"""One DPA4 interaction block: SO(2) message passing then equivariant FFN sub-blocks, residual."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .layers import EquivariantFFN, EquivariantRMSNorm
+from .so2 import SO2Convolution
+
+
+class InteractionBlock(nn.Module):
+    """(N, D, C) -> (N, D, C): ``u = x + post(SO2(pre(x)))``, then ``u += post(FFN(pre(u)))`` per sub-block."""
+
+    def __init__(self, lmax: int, mmax: int, channels: int, cfg: dict, dtype):
+        super().__init__()
+        pre_so2, post_so2, pre_ffn, post_ffn = cfg["sandwich_norm"]
+        eps = cfg["eps"]
+        self.pre_so2_norm = EquivariantRMSNorm(lmax, channels, 1e-5, dtype) if pre_so2 else None
+        self.post_so2_norm = (
+            EquivariantRMSNorm(lmax, channels, 1e-5 if cfg["edge_norm"] else 1.0, dtype) if post_so2 else None
+        )
+        self.so2_conv = SO2Convolution(
+            lmax, mmax, channels, cfg["mixing_layers"], cfg["n_atten_head"], cfg["radial_so2_mode"],
+            cfg["radial_so2_rank"], cfg["s2_activation"][0], cfg["activation_function"], eps, dtype,
+        )
+        n = cfg["ffn_blocks"]
+        self.pre_ffn_norms = nn.ModuleList(
+            [EquivariantRMSNorm(lmax, channels, 1e-5, dtype) if pre_ffn else nn.Identity() for _ in range(n)]
+        )
+        self.post_ffn_norms = nn.ModuleList(
+            [EquivariantRMSNorm(lmax, channels, 1e-5, dtype) if post_ffn else nn.Identity() for _ in range(n)]
+        )
+        s2 = cfg["s2_activation"][1]
+        self.ffns = nn.ModuleList(
+            [
+                EquivariantFFN(lmax, channels, cfg["block_ffn_neurons"], s2, True if s2 else cfg["glu_activation"],
+                               "silu" if s2 else cfg["activation_function"], dtype)
+                for _ in range(n)
+            ]
+        )
+
+    def forward(self, x, src, dst, rot_d, edge_env, inv_sqrt_deg, rad, edge_mask):
+        h = self.pre_so2_norm(x) if self.pre_so2_norm is not None else x
+        m = self.so2_conv(h, src, dst, rot_d, edge_env, inv_sqrt_deg, rad, edge_mask)
+        if self.post_so2_norm is not None:
+            m = self.post_so2_norm(m)
+        x = x + m
+        for pre, ffn, post in zip(self.pre_ffn_norms, self.ffns, self.post_ffn_norms):
+            x = x + post(ffn(pre(x)))
+        return x
