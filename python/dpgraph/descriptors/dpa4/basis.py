@@ -134,35 +134,47 @@ def edge_rotation(u: torch.Tensor) -> torch.Tensor:
 
 
 class WignerTables:
-    """Constant tables for :func:`wigner_blocks` (numpy float64)."""
+    """Constant tables for :func:`wigner_blocks` (numpy float64).
+
+    ``couple[l]`` (2l+1, 3(2l-1)) is the isometric intertwiner that picks the
+    degree-l part of ``(degree l-1) x (degree 1)`` in the feature basis, from
+    the exact projection of ``Y_{l-1,b} Y_{1,c}`` onto ``Y_{l,a}``.
+    """
 
     def __init__(self, lmax: int):
         self.lmax = lmax
-        pts, w = sphere_quadrature(2 * lmax)
-        sign = feature_sign(lmax)
-        y = real_sh(pts, lmax) * sign  # (G, D) feature basis, component norm
-        self.points = pts  # (G, 3)
-        self.weighted = y * w[:, None]  # (G, D)
-        self.sign = sign
+        pts, w = sphere_quadrature(2 * lmax + 1)
+        y = real_sh(pts, lmax) * feature_sign(lmax)  # (G, D)
+        self.couple = {}
+        for l in range(2, lmax + 1):
+            yl = y[:, l * l:(l + 1) ** 2]
+            ya = y[:, (l - 1) ** 2: l * l]
+            y1 = y[:, 1:4]
+            prod = (ya[:, :, None] * y1[:, None, :]).reshape(len(w), -1)  # (G, 3(2l-1))
+            c = (yl * w[:, None]).T @ prod  # (2l+1, 3(2l-1))
+            c /= np.linalg.norm(c, axis=1, keepdims=True)
+            self.couple[l] = c
+        # l = 1: D1 = P R P^T with the feature basis (-y, -z, x)
+        self.l1 = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
 
 
-def wigner_blocks(rot: torch.Tensor, lmax: int, points: torch.Tensor, weighted: torch.Tensor,
-                  sign: torch.Tensor) -> torch.Tensor:
-    """Block-diagonal Wigner-D of each rotation in the feature basis.
+def wigner_blocks(rot: torch.Tensor, lmax: int, l1: torch.Tensor, couple: list[torch.Tensor]) -> torch.Tensor:
+    """Block-diagonal Wigner-D of each rotation in the feature basis, ``Y(R u) = D Y(u)``.
 
-    rot : (E, 3, 3) rotations; points (G, 3), weighted (G, D), sign (D,) from
-    :class:`WignerTables`. Returns (E, D, D) with ``Y(R u) = D Y(u)``, built as
-    the exact projection ``D_ab = sum_p w_p Y_a(R p) Y_b(p)`` per degree.
+    rot : (E, 3, 3); l1 (3, 3) basis map of degree 1; couple[l-2] from
+    :class:`WignerTables`. ``D_l = C_l (D_{l-1} (x) D_1) C_l^T``. Returns (E, D, D).
     """
-    rp = torch.einsum("eij,gj->egi", rot, points)  # (E, G, 3)
-    yr = real_sh(rp, lmax) * sign  # (E, G, D)
     n = rot.shape[0]
-    d = (lmax + 1) ** 2
-    blocks = []
-    for l in range(lmax + 1):
-        sl = slice(l * l, (l + 1) * (l + 1))
-        blocks.append(torch.einsum("ega,gb->eab", yr[:, :, sl], weighted[:, sl]))
-    return _block_diag_batched(blocks, n, d)
+    d1 = torch.matmul(torch.matmul(l1, rot), l1.transpose(0, 1))  # (E, 3, 3)
+    blocks = [rot.new_ones((n, 1, 1)), d1]
+    prev = d1
+    for l in range(2, lmax + 1):
+        k = 2 * l - 1
+        kron = (prev[:, :, None, :, None] * d1[:, None, :, None, :]).reshape(n, 3 * k, 3 * k)
+        c = couple[l - 2]
+        prev = torch.matmul(torch.matmul(c, kron), c.transpose(0, 1))
+        blocks.append(prev)
+    return _block_diag_batched(blocks[: lmax + 1], n, (lmax + 1) ** 2)
 
 
 def _block_diag_batched(blocks, n: int, d: int) -> torch.Tensor:

@@ -190,9 +190,9 @@ class DescrptDPA4(nn.Module):
         self.radial_embedding = RadialMLP([c["n_radial"], *c["radial_mlp"], (self.lmax + 1) * ch], act,
                                           self.edge_norm, 1e-7, dt)
         tables = WignerTables(self.lmax)
-        self.register_buffer("w_points", torch.tensor(tables.points, dtype=dt), persistent=False)
-        self.register_buffer("w_weighted", torch.tensor(tables.weighted, dtype=dt), persistent=False)
-        self.register_buffer("w_sign", torch.tensor(tables.sign, dtype=dt), persistent=False)
+        self.register_buffer("w_l1", torch.tensor(tables.l1, dtype=dt), persistent=False)
+        for l in range(2, self.lmax + 1):
+            self.register_buffer(f"w_couple_{l}", torch.tensor(tables.couple[l], dtype=dt), persistent=False)
         self.blocks = nn.ModuleList(
             [InteractionBlock(l, m, ch, c, dt) for l, m in zip(self.l_schedule, self.m_schedule)]
         )
@@ -225,7 +225,8 @@ class DescrptDPA4(nn.Module):
         env = c3_envelope(r, self.rcut, self.env_exp[1]) * keep  # (E, 1)
         rbf = self.radial_basis(r) * keep  # (E, n_radial)
         u = ev / torch.sqrt((ev * ev).sum(-1, keepdim=True))
-        rot_d = wigner_blocks(edge_rotation(u), self.lmax, self.w_points, self.w_weighted, self.w_sign)
+        couple = [getattr(self, f"w_couple_{l}") for l in range(2, self.lmax + 1)]
+        rot_d = wigner_blocks(edge_rotation(u), self.lmax, self.w_l1, couple)
         tebd = self.type_embedding(atype)  # (N, C)
         edge_type = (tebd.index_select(0, src) + tebd.index_select(0, dst)) * keep  # (E, C)
         deg = segment_sum((env * env)[:, 0], dst, n)

@@ -99,11 +99,12 @@ class RadialDegreeMixer(nn.Module):
             for _ in range(1 if m == 0 else 2):
                 xb = x[:, off: off + nl]  # (E, l_in, C)
                 if self.mode == "degree":
-                    yb = torch.einsum("eior,eic->eoc", km, xb)
+                    yb = torch.bmm(km[..., 0].transpose(1, 2), xb)
                 elif self.rank > 0:
-                    yb = torch.einsum("eior,eic,rc->eoc", km, xb, self.channel_basis)
+                    t = torch.bmm(km.permute(0, 2, 3, 1).reshape(e, nl * self.rank, nl), xb)
+                    yb = (t.reshape(e, nl, self.rank, -1) * self.channel_basis).sum(2)
                 else:
-                    yb = torch.einsum("eioc,eic->eoc", km, xb)
+                    yb = (km * xb[:, :, None, :]).sum(1)
                 outs.append(yb)
                 off += nl
         return torch.cat(outs, 1)
