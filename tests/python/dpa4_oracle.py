@@ -53,3 +53,13 @@ def random_dpa4(config: dict, seed: int = 0) -> dict:
     mv = tree["@variables"]
     mv["out_bias"] = rng.normal(-3.0, 1.0, mv["out_bias"].shape).astype(mv["out_bias"].dtype)
     return tree
+
+
+def compiled_config(precision: str = "float64") -> dict:
+    """The DPA4 fixture compiled to .pt2 (python, C++ and LAMMPS tests share it through the compile
+    cache): the parity fixture with one interaction block and rcut 3.5 Å, receptive field 7 Å."""
+    return small_config(precision, n_blocks=1, rcut=3.5)
+
+
+def compiled_tree() -> dict:
+    return random_dpa4(compiled_config(), seed=5)

@@ -48,13 +48,23 @@ def _arrays(obj: Any) -> Any:
     return obj
 
 
-def read_pt2_model_json(path: str | Path) -> dict:
-    """The serialized model tree stored inside a deepmd-kit pt_expt ``.pt2`` archive."""
+def read_model_json(path: str | Path) -> dict:
+    """The serialized model tree of a deepmd-kit pt_expt ``.pt2`` archive (its ``model/extra/model.json``)
+    or of such a ``model.json`` file."""
+    path = Path(path)
+    if path.suffix == ".json":
+        return _arrays(json.loads(path.read_text()))
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a zip archive; expected a deepmd-kit pt_expt .pt2")
     with zipfile.ZipFile(path) as zf:
-        names = [n for n in zf.namelist() if n.endswith("model.json")]
+        names = [n for n in zf.namelist() if n.endswith("extra/model.json")]
         if not names:
-            raise ValueError(f"{path}: no model.json inside; is it a deepmd-kit pt_expt .pt2?")
-        return _arrays(json.loads(zf.read(names[0])))
+            raise ValueError(f"{path}: no model/extra/model.json inside; is it a deepmd-kit pt_expt .pt2 "
+                             "(dpgraph's own .pt2 packages are loaded with dpgraph.DeepPot instead)?")
+        text = zf.read(names[0])
+        if not text.strip():
+            raise ValueError(f"{path}: its model.json is empty (exported without the model tree)")
+        return _arrays(json.loads(text))
 
 
 def is_dpa4(tree: dict) -> bool:
@@ -71,8 +81,10 @@ def normalize(tree: dict) -> dict:
     if isinstance(t, dict) and "model" in t and "@class" not in t:
         t = t["model"]
     if isinstance(t, dict) and "atomic_model" in t and "descriptor" not in t:
-        am = t["atomic_model"]
-        t = {**am, "type_map": am.get("type_map", t.get("type_map"))}
+        am = t["atomic_model"]  # pt's SeZM wrapper: {"type": "SeZM", "atomic_model": {"type": "sezm_atomic", ...}}
+        if am.get("type", "sezm_atomic") not in ("sezm_atomic", "standard"):
+            raise ValueError(f"atomic_model type {am.get('type')!r} is not supported; supported: 'sezm_atomic'")
+        t = {**am, "type": "standard", "type_map": am.get("type_map", t.get("type_map"))}
     if not isinstance(t, dict) or "descriptor" not in t or "fitting" not in t:
         raise ValueError("not a deepmd-kit standard energy model tree (needs 'descriptor' and 'fitting')")
     return t
