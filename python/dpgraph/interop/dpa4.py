@@ -173,5 +173,4 @@ def from_serialized(tree: dict) -> EnergyModel:
         fit.bias_atom_e.copy_(torch.tensor(bias[:, 0]))
         out_bias = np.asarray(t["@variables"]["out_bias"]).reshape(-1, len(type_map))
         model.out_bias.copy_(torch.tensor(out_bias[0], dtype=model.out_bias.dtype))
-    model.config["imported_from"] = "deepmd-kit DPA4"
     return model
