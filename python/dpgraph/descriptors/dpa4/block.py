@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from .layers import EquivariantFFN, EquivariantRMSNorm
@@ -22,6 +23,7 @@ class InteractionBlock(nn.Module):
         self.so2_conv = SO2Convolution(
             lmax, mmax, channels, cfg["mixing_layers"], cfg["n_atten_head"], cfg["radial_so2_mode"],
             cfg["radial_so2_rank"], cfg["s2_activation"][0], cfg["activation_function"], eps, dtype,
+            layer_scale=cfg["layer_scale"],
         )
         n = cfg["ffn_blocks"]
         self.pre_ffn_norms = nn.ModuleList(
@@ -29,6 +31,11 @@ class InteractionBlock(nn.Module):
         )
         self.post_ffn_norms = nn.ModuleList(
             [EquivariantRMSNorm(lmax, channels, 1e-5, dtype) if post_ffn else nn.Identity() for _ in range(n)]
+        )
+        # layer_scale: per-channel scale on each FFN residual update, ``adam_ffn_layer_scales.{i}`` (C,)
+        self.adam_ffn_layer_scales = (
+            nn.ParameterList([nn.Parameter(torch.zeros(channels, dtype=dtype)) for _ in range(n)])
+            if cfg["layer_scale"] else None
         )
         s2 = cfg["s2_activation"][1]
         self.ffns = nn.ModuleList(
@@ -45,6 +52,9 @@ class InteractionBlock(nn.Module):
         if self.post_so2_norm is not None:
             m = self.post_so2_norm(m)
         x = x + m
-        for pre, ffn, post in zip(self.pre_ffn_norms, self.ffns, self.post_ffn_norms):
-            x = x + post(ffn(pre(x)))
+        for i, (pre, ffn, post) in enumerate(zip(self.pre_ffn_norms, self.ffns, self.post_ffn_norms)):
+            y = post(ffn(pre(x)))
+            if self.adam_ffn_layer_scales is not None:
+                y = y * self.adam_ffn_layer_scales[i]
+            x = x + y
         return x

@@ -35,7 +35,6 @@ _FIXED = {
     "atten_f_mix": (False, "False"),
     "atten_v_proj": (False, "False"),
     "atten_o_proj": (False, "False"),
-    "layer_scale": (False, "False"),
     "mlp_bias": (False, "False"),
     "ffn_so3_grid": (False, "False"),
     "node_wise_s2": (False, "False"),
@@ -54,7 +53,7 @@ _KNOWN = set(_FIXED) | {
     "channels", "basis_type", "n_radial", "radial_mlp", "edge_norm", "use_env_seed", "random_gamma", "mixing_layers",
     "radial_so2_mode", "radial_so2_rank", "focus_dim", "ffn_neurons", "grid_mlp", "grid_branch", "ffn_blocks",
     "n_atten_head", "sandwich_norm", "s2_activation", "readout_layers", "lebedev_quadrature",
-    "activation_function", "glu_activation", "precision", "exclude_types", "eps", "trainable", "seed",
+    "activation_function", "glu_activation", "layer_scale", "precision", "exclude_types", "eps", "trainable", "seed",
     "default_chg_spin", "use_amp", "so2_layers",
 }
 
@@ -145,7 +144,8 @@ def check_config(cfg: dict) -> dict:
         block_ffn_neurons=width(True if s2[1] else glu), out_ffn_neurons=width(glu),
         edge_norm=bool(c.get("edge_norm", True)), use_env_seed=bool(c.get("use_env_seed", True)),
         ffn_blocks=int(c.get("ffn_blocks", 1)), readout_layers=int(c.get("readout_layers", 1)),
-        eps=float(c.get("eps", 1e-7)), rcut=float(c.get("rcut", 6.0)), n_radial=int(c.get("n_radial", 16)),
+        eps=float(c.get("eps", 1e-7)), layer_scale=bool(c.get("layer_scale", False)),
+        rcut=float(c.get("rcut", 6.0)), n_radial=int(c.get("n_radial", 16)),
     )
     if c["ffn_blocks"] < 1:
         _refuse("ffn_blocks", c["ffn_blocks"], ">= 1")

@@ -122,7 +122,8 @@ class SO2Convolution(nn.Module):
     """
 
     def __init__(self, lmax: int, mmax: int, channels: int, mixing_layers: int, n_head: int,
-                 radial_mode: str, radial_rank: int, so2_s2_activation: bool, act: str, eps: float, dtype):
+                 radial_mode: str, radial_rank: int, so2_s2_activation: bool, act: str, eps: float, dtype,
+                 layer_scale: bool = False):
         super().__init__()
         self.lmax, self.mmax, self.c, self.n_head, self.eps = lmax, mmax, channels, n_head, eps
         idx, deg = m_major_index(lmax, mmax)
@@ -150,6 +151,10 @@ class SO2Convolution(nn.Module):
             else:
                 nl.append(GatedActivation(deg, channels, act, dtype))
         self.non_linearities = nn.ModuleList(nl)
+        # layer_scale: per-channel scale on each SO(2) residual update, ``adam_so2_layer_scales.{i}`` (1, C)
+        self.adam_so2_layer_scales = (
+            nn.ParameterList([_param((1, channels), dtype) for _ in range(mixing_layers)]) if layer_scale else None
+        )
         if n_head > 0:
             self.head_dim = channels // n_head
             self.attn_qk_norm = ScalarRMSNorm(channels, eps, dtype)
@@ -180,6 +185,8 @@ class SO2Convolution(nn.Module):
             y = lin(xl)
             if i < n_layers - 1:
                 y = self.non_linearities[i](y)
+            if self.adam_so2_layer_scales is not None:
+                y = y * self.adam_so2_layer_scales[i][0]
             xl = xl + y
         dt_m = d_blk.transpose(1, 2)[:, :, self.coeff_index]  # (E, D, Dm)
         msg = torch.bmm(dt_m, xl) * self.rotate_back_rescale[None, :, None]  # (E, D, C)
