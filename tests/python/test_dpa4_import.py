@@ -162,3 +162,27 @@ def test_unknown_pt2_is_refused(tmp_path):
         zf.writestr("x/data.bin", b"")
     with pytest.raises(ValueError, match="model.json"):
         load_deepmd(tmp_path / "x.pt2")
+
+
+def test_pt_training_checkpoint(tmp_path):
+    """A deepmd-kit pt training checkpoint (``{"model": ModelWrapper.state_dict()}``, as ``dp train`` saves
+    it), read by deepmd-kit's own code in a child process; reference: the same weights in pt_expt."""
+    deepmd_oracle._deepmd()
+    from deepmd.pt.model.model import get_model as pt_get_model
+    from deepmd.pt.train.wrapper import ModelWrapper
+
+    cfg = d4.small_config("float64")
+    cfg["type"] = "SeZM"
+    model = pt_get_model(copy.deepcopy(cfg))
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dtype.is_floating_point and "adam_freqs" not in name:
+                p.add_(0.2 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    torch.save({"model": ModelWrapper(model, model_params=copy.deepcopy(cfg)).state_dict()}, tmp_path / "model.pt")
+    coords, atype, cell = GEOMS["triclinic"]
+    ref = deepmd_oracle.evaluate(model.serialize(), coords, atype, cell, route="graph")
+    out = run_eager(load_deepmd(tmp_path / "model.pt"), coords, atype, cell)
+    assert np.abs(ref["force"]).max() > 1e-2
+    for k in KEYS:
+        assert rel(out[k], ref[k]) < 1e-10, k
