@@ -2,7 +2,8 @@
 (1 + 1) * 3.5 = 7 Å, fp64; the compiled fixture of tests/python/test_dpa4_export.py).
 
 `run 0` on 1, 2 and 3 ranks of a triclinic box equals dpgraph.DeepPot (which equals deepmd-kit,
-tests/python/test_dpa4_export.py), and 1, 2, 3 ranks give the same 100-step NVE thermo to 1e-8.
+tests/python/test_dpa4_export.py), and 1, 2, 3 ranks give the same 50-step NVE thermo to 1e-8
+(50 steps, not 100: the CI budget; the 3 runs took 5 min for 100 steps on a loaded 2-core box).
 On several ranks the plugin sizes the ghost shell from the package's receptive field.
 """
 
@@ -81,7 +82,7 @@ fix 1 all nve
 thermo_style custom step pe ke etotal press pxx pyy pzz pxy pxz pyz
 thermo_modify format float %.15g
 thermo 10
-run 100
+run 50
 """
     th = {}
     for n in (1, 2, 3):
@@ -92,7 +93,7 @@ run 100
         if n > 1:
             _ghost_layout_ok(run)
         th[n] = run.thermo()
-    assert th[1].shape[0] == 11 and np.isfinite(th[1]).all()
+    assert th[1].shape[0] == 6 and np.isfinite(th[1]).all()
     for n in (2, 3):
         assert rel(th[n][:, 1:], th[1][:, 1:]) < 1e-8, f"{n} ranks differ from 1"
     e = DeepPot(dpa4_file).eval(coords[None], cell.reshape(1, 9), atype)[0]

@@ -27,7 +27,6 @@ LMAX_SUPPORTED = 6
 _FIXED = {
     "edge_cartesian": (False, "False (the SO(2) path)"),
     "node_cartesian": ("none", "'none'"),
-    "so2_norm": (False, "False"),
     "so2_attn_res": ("none", "'none'"),
     "full_attn_res": ("none", "'none'"),
     "block_attn_res": ("none", "'none'"),
@@ -53,7 +52,7 @@ _KNOWN = set(_FIXED) | {
     "channels", "basis_type", "n_radial", "radial_mlp", "edge_norm", "use_env_seed", "random_gamma", "mixing_layers",
     "radial_so2_mode", "radial_so2_rank", "focus_dim", "ffn_neurons", "grid_mlp", "grid_branch", "ffn_blocks",
     "n_atten_head", "sandwich_norm", "s2_activation", "readout_layers", "lebedev_quadrature",
-    "activation_function", "glu_activation", "layer_scale", "precision", "exclude_types", "eps", "trainable", "seed",
+    "activation_function", "glu_activation", "layer_scale", "so2_norm", "precision", "exclude_types", "eps", "trainable", "seed",
     "default_chg_spin", "use_amp", "so2_layers",
 }
 
@@ -145,6 +144,7 @@ def check_config(cfg: dict) -> dict:
         edge_norm=bool(c.get("edge_norm", True)), use_env_seed=bool(c.get("use_env_seed", True)),
         ffn_blocks=int(c.get("ffn_blocks", 1)), readout_layers=int(c.get("readout_layers", 1)),
         eps=float(c.get("eps", 1e-7)), layer_scale=bool(c.get("layer_scale", False)),
+        so2_norm=bool(c.get("so2_norm", False)),
         rcut=float(c.get("rcut", 6.0)), n_radial=int(c.get("n_radial", 16)),
     )
     if c["ffn_blocks"] < 1:

@@ -110,6 +110,28 @@ class RadialDegreeMixer(nn.Module):
         return torch.cat(outs, 1)
 
 
+class ReducedEquivariantRMSNorm(nn.Module):
+    """(E, Dm, C) m-major edge-frame RMS norm (``so2_norm``): l = 0 centred, degree-balanced over the
+    kept orders (weight ``1 / ((L+1) C (2 min(l, M) + 1))``); ``adam_scale`` (1, L+1, C), ``bias0`` (1, C)."""
+
+    def __init__(self, lmax: int, mmax: int, channels: int, degrees: list[int], dtype, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.adam_scale = _param((1, lmax + 1, channels), dtype)
+        self.bias0 = _param((1, channels), dtype)
+        w = [1.0 / ((lmax + 1) * channels) / (2 * min(l, mmax) + 1) for l in degrees]
+        self.register_buffer("balance", torch.tensor(w, dtype=dtype), persistent=False)
+        self.register_buffer("deg", torch.tensor(degrees), persistent=False)
+
+    def forward(self, x):
+        x0 = x[:, :1] - x[:, :1].mean(-1, keepdim=True)
+        xt = x[:, 1:]
+        var = (x0 * x0).sum((1, 2)) * self.balance[0] + ((xt * xt) * self.balance[1:, None]).sum((1, 2))
+        inv = torch.rsqrt(var + self.eps)[:, None, None]
+        scale = self.adam_scale[0][self.deg]  # (Dm, C)
+        return torch.cat([x0 * inv * scale[:1] + self.bias0, xt * inv * scale[1:]], 1)
+
+
 class SO2Convolution(nn.Module):
     """Node features (N, D, C) -> aggregated messages (N, D, C).
 
@@ -123,7 +145,7 @@ class SO2Convolution(nn.Module):
 
     def __init__(self, lmax: int, mmax: int, channels: int, mixing_layers: int, n_head: int,
                  radial_mode: str, radial_rank: int, so2_s2_activation: bool, act: str, eps: float, dtype,
-                 layer_scale: bool = False):
+                 layer_scale: bool = False, so2_norm: bool = False):
         super().__init__()
         self.lmax, self.mmax, self.c, self.n_head, self.eps = lmax, mmax, channels, n_head, eps
         idx, deg = m_major_index(lmax, mmax)
@@ -151,6 +173,10 @@ class SO2Convolution(nn.Module):
             else:
                 nl.append(GatedActivation(deg, channels, act, dtype))
         self.non_linearities = nn.ModuleList(nl)
+        self.so2_inter_norms = (
+            nn.ModuleList([ReducedEquivariantRMSNorm(lmax, mmax, channels, deg, dtype) if i < mixing_layers - 1
+                           else nn.Identity() for i in range(mixing_layers)]) if so2_norm else None
+        )
         # layer_scale: per-channel scale on each SO(2) residual update, ``adam_so2_layer_scales.{i}`` (1, C)
         self.adam_so2_layer_scales = (
             nn.ParameterList([_param((1, channels), dtype) for _ in range(mixing_layers)]) if layer_scale else None
@@ -182,7 +208,7 @@ class SO2Convolution(nn.Module):
             xl = self.radial_degree_mixer(xl, rad_m)
         n_layers = len(self.so2_linears)
         for i, lin in enumerate(self.so2_linears):
-            y = lin(xl)
+            y = lin(self.so2_inter_norms[i](xl) if self.so2_inter_norms is not None else xl)
             if i < n_layers - 1:
                 y = self.non_linearities[i](y)
             if self.adam_so2_layer_scales is not None:
