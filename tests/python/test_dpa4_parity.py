@@ -115,11 +115,11 @@ OPTIONS = [
     {"n_atten_head": 2, "radial_so2_mode": "degree", "s2_activation": [False, False], "glu_activation": False,
      "edge_norm": False, "layer_scale": True},
     {"radial_so2_rank": 0, "use_env_seed": False, "s2_activation": [True, False], "ffn_blocks": 2,
-     "activation_function": "tanh"},
+     "activation_function": "tanh", "mlp_bias": True},
     {"l_schedule": [3, 2], "m_schedule": [2, 1], "mixing_layers": 2, "basis_type": "gaussian",
      "readout_layers": 2, "sandwich_norm": [True, False, False, True], "so2_norm": True},
     {"lmax": 4, "mmax": 4, "n_blocks": 1, "radial_so2_rank": 2, "env_exp": [5, 3], "radial_mlp": [24, 12],
-     "ffn_neurons": 40, "edge_norm": False},
+     "ffn_neurons": 40, "edge_norm": False, "mlp_bias": True},
 ]
 
 

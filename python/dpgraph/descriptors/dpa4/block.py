@@ -23,7 +23,7 @@ class InteractionBlock(nn.Module):
         self.so2_conv = SO2Convolution(
             lmax, mmax, channels, cfg["mixing_layers"], cfg["n_atten_head"], cfg["radial_so2_mode"],
             cfg["radial_so2_rank"], cfg["s2_activation"][0], cfg["activation_function"], eps, dtype,
-            layer_scale=cfg["layer_scale"], so2_norm=cfg["so2_norm"],
+            layer_scale=cfg["layer_scale"], so2_norm=cfg["so2_norm"], bias=cfg["mlp_bias"],
         )
         n = cfg["ffn_blocks"]
         self.pre_ffn_norms = nn.ModuleList(
@@ -41,7 +41,7 @@ class InteractionBlock(nn.Module):
         self.ffns = nn.ModuleList(
             [
                 EquivariantFFN(lmax, channels, cfg["block_ffn_neurons"], s2, True if s2 else cfg["glu_activation"],
-                               "silu" if s2 else cfg["activation_function"], dtype)
+                               "silu" if s2 else cfg["activation_function"], dtype, cfg["mlp_bias"])
                 for _ in range(n)
             ]
         )

@@ -34,7 +34,6 @@ _FIXED = {
     "atten_f_mix": (False, "False"),
     "atten_v_proj": (False, "False"),
     "atten_o_proj": (False, "False"),
-    "mlp_bias": (False, "False"),
     "ffn_so3_grid": (False, "False"),
     "node_wise_s2": (False, "False"),
     "node_wise_so3": (False, "False"),
@@ -52,7 +51,8 @@ _KNOWN = set(_FIXED) | {
     "channels", "basis_type", "n_radial", "radial_mlp", "edge_norm", "use_env_seed", "random_gamma", "mixing_layers",
     "radial_so2_mode", "radial_so2_rank", "focus_dim", "ffn_neurons", "grid_mlp", "grid_branch", "ffn_blocks",
     "n_atten_head", "sandwich_norm", "s2_activation", "readout_layers", "lebedev_quadrature",
-    "activation_function", "glu_activation", "layer_scale", "so2_norm", "precision", "exclude_types", "eps", "trainable", "seed",
+    "activation_function", "glu_activation", "layer_scale", "so2_norm", "mlp_bias", "precision",
+    "exclude_types", "eps", "trainable", "seed",
     "default_chg_spin", "use_amp", "so2_layers",
 }
 
@@ -144,7 +144,7 @@ def check_config(cfg: dict) -> dict:
         edge_norm=bool(c.get("edge_norm", True)), use_env_seed=bool(c.get("use_env_seed", True)),
         ffn_blocks=int(c.get("ffn_blocks", 1)), readout_layers=int(c.get("readout_layers", 1)),
         eps=float(c.get("eps", 1e-7)), layer_scale=bool(c.get("layer_scale", False)),
-        so2_norm=bool(c.get("so2_norm", False)),
+        so2_norm=bool(c.get("so2_norm", False)), mlp_bias=bool(c.get("mlp_bias", False)),
         rcut=float(c.get("rcut", 6.0)), n_radial=int(c.get("n_radial", 16)),
     )
     if c["ffn_blocks"] < 1:
@@ -180,7 +180,7 @@ class DescrptDPA4(nn.Module):
             rbf_out = max(32, embed - 2 * type_dim)
             hidden = min(256, max(2 * embed, rbf_out + 2 * type_dim))
             self.env_seed_embedding = EnvSeedEmbedding(ntypes, c["n_radial"], ch, embed, axis, type_dim, hidden, act,
-                                                       self.eps, dt)
+                                                       self.eps, dt, c["mlp_bias"])
             if self.edge_norm:
                 self.film_scale_norm = ScalarRMSNorm(ch, self.eps, dt)
                 self.film_shift_norm = ScalarRMSNorm(ch, self.eps, dt)
@@ -196,7 +196,7 @@ class DescrptDPA4(nn.Module):
         self.blocks = nn.ModuleList(
             [InteractionBlock(l, m, ch, c, dt) for l, m in zip(self.l_schedule, self.m_schedule)]
         )
-        ro = [EquivariantFFN(0, ch, c["out_ffn_neurons"], False, c["glu_activation"], act, dt)
+        ro = [EquivariantFFN(0, ch, c["out_ffn_neurons"], False, c["glu_activation"], act, dt, c["mlp_bias"])
               for _ in range(c["readout_layers"])]
         self.readout_pre_layers = nn.ModuleList(ro[:-1])
         self.output_ffn = ro[-1]

@@ -18,15 +18,15 @@ class EnvSeedEmbedding(nn.Module):
     """
 
     def __init__(self, ntypes: int, n_radial: int, channels: int, embed: int, axis: int, type_dim: int,
-                 hidden: int, act: str, eps: float, dtype):
+                 hidden: int, act: str, eps: float, dtype, bias: bool = False):
         super().__init__()
         self.embed, self.axis, self.eps = embed, axis, eps
         rbf_out = max(32, embed - 2 * type_dim)
-        self.rbf_proj_layer1 = Dense(n_radial, rbf_out, False, act, dtype)
-        self.rbf_proj_layer2 = Dense(rbf_out, rbf_out, False, None, dtype)
+        self.rbf_proj_layer1 = Dense(n_radial, rbf_out, bias, act, dtype)
+        self.rbf_proj_layer2 = Dense(rbf_out, rbf_out, bias, None, dtype)
         self.env_type_embed = _TypeTable(ntypes, type_dim, dtype)
-        self.g_layer1 = Dense(rbf_out + 2 * type_dim, hidden, False, act, dtype)
-        self.g_layer2 = Dense(hidden, embed, False, None, dtype)
+        self.g_layer1 = Dense(rbf_out + 2 * type_dim, hidden, bias, act, dtype)
+        self.g_layer2 = Dense(hidden, embed, bias, None, dtype)
         self.output_proj = Dense(embed * axis, 2 * channels, False, None, dtype)
 
     def forward(self, atype, src, dst, ev, rbf, env, inv_sqrt_deg, keep, n):

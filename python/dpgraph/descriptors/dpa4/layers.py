@@ -112,28 +112,35 @@ class EquivariantRMSNorm(nn.Module):
 class SO3Linear(nn.Module):
     """(N, D, Cin) -> (N, D, Cout), one (Cin, Cout) matrix per degree; ``weight`` (lmax+1, Cin, Cout)."""
 
-    def __init__(self, lmax: int, c_in: int, c_out: int, dtype):
+    def __init__(self, lmax: int, c_in: int, c_out: int, dtype, bias: bool = False):
         super().__init__()
         self.weight = _param((lmax + 1, c_in, c_out), dtype)
+        self.bias = _param((c_out,), dtype) if bias else None  # on l = 0 only (mlp_bias)
         self.register_buffer("deg", torch.tensor(degree_index(lmax)), persistent=False)
         self.lmax = lmax
 
     def forward(self, x):
         if self.lmax == 0:
-            return x @ self.weight[0]
+            y = x @ self.weight[0]
+            return y + self.bias if self.bias is not None else y
         w = self.weight[self.deg]  # (D, Cin, Cout)
-        return torch.matmul(x.transpose(0, 1), w).transpose(0, 1)
+        y = torch.matmul(x.transpose(0, 1), w).transpose(0, 1)
+        if self.bias is not None:
+            y = torch.cat([y[:, :1] + self.bias, y[:, 1:]], 1)
+        return y
 
 
 class FocusLinear(nn.Module):
-    """(..., Cin) @ weight (Cin, Cout), no bias (one focus stream)."""
+    """(..., Cin) @ weight (Cin, Cout) (+ bias (Cout,)), one focus stream."""
 
-    def __init__(self, c_in: int, c_out: int, dtype):
+    def __init__(self, c_in: int, c_out: int, dtype, bias: bool = False):
         super().__init__()
         self.weight = _param((c_in, c_out), dtype)
+        self.bias = _param((c_out,), dtype) if bias else None
 
     def forward(self, x):
-        return x @ self.weight
+        y = x @ self.weight
+        return y + self.bias if self.bias is not None else y
 
 
 def c3_envelope(r: torch.Tensor, rcut: float, p: int) -> torch.Tensor:
@@ -211,13 +218,13 @@ class GatedActivation(nn.Module):
     source is ``g0``. ``gate_linear.weight`` (C, lmax*C).
     """
 
-    def __init__(self, degrees: list[int], channels: int, act: str, dtype):
+    def __init__(self, degrees: list[int], channels: int, act: str, dtype, bias: bool = False):
         super().__init__()
         self.lmax = max(degrees)
         self.channels = channels
         self.act = activation(act)
         if self.lmax > 0:
-            self.gate_linear = FocusLinear(channels, self.lmax * channels, dtype)
+            self.gate_linear = FocusLinear(channels, self.lmax * channels, dtype, bias)
             self.register_buffer("rows", torch.tensor([d - 1 for d in degrees[1:]]), persistent=False)
 
     def forward(self, x, gate=None):
@@ -245,7 +252,8 @@ class S2GridGLU(nn.Module):
     by ``sqrt((2l+1)/(2mmax+1))`` in both projections as in deepmd-kit.
     """
 
-    def __init__(self, lmax: int, channels: int, dtype, coeff_index=None, mmax: int | None = None):
+    def __init__(self, lmax: int, channels: int, dtype, coeff_index=None, mmax: int | None = None,
+                 bias: bool = False):
         super().__init__()
         self.h = channels
         mmax = lmax if mmax is None else mmax
@@ -265,7 +273,7 @@ class S2GridGLU(nn.Module):
             from_g = from_g[:, coeff_index]
         self.register_buffer("to_grid", torch.tensor(to_g, dtype=dtype), persistent=False)  # (G, D)
         self.register_buffer("from_grid", torch.tensor(from_g.T.copy(), dtype=dtype), persistent=False)  # (D, G)
-        self.scalar_gate = FocusLinear(2 * channels, channels, dtype)
+        self.scalar_gate = FocusLinear(2 * channels, channels, dtype, bias)
 
     def forward(self, q):
         h = self.h
@@ -283,16 +291,17 @@ class S2GridGLU(nn.Module):
 class EquivariantFFN(nn.Module):
     """SO3Linear -> (S2 grid GLU | gated activation) -> SO3Linear; (N, D, C) -> (N, D, C)."""
 
-    def __init__(self, lmax: int, channels: int, hidden: int, s2_grid: bool, glu: bool, act: str, dtype):
+    def __init__(self, lmax: int, channels: int, hidden: int, s2_grid: bool, glu: bool, act: str, dtype,
+                 bias: bool = False):
         super().__init__()
         self.s2_grid, self.glu, self.hidden = s2_grid, glu, hidden
         width = 2 * hidden if (s2_grid or glu) else hidden
-        self.so3_linear_1 = SO3Linear(lmax, channels, width, dtype)
+        self.so3_linear_1 = SO3Linear(lmax, channels, width, dtype, bias)
         if s2_grid:
-            self.act = S2GridGLU(lmax, hidden, dtype)
+            self.act = S2GridGLU(lmax, hidden, dtype, bias=bias)
         else:
-            self.act = GatedActivation(degree_index(lmax), hidden, act, dtype)
-        self.so3_linear_2 = SO3Linear(lmax, hidden, channels, dtype)
+            self.act = GatedActivation(degree_index(lmax), hidden, act, dtype, bias)
+        self.so3_linear_2 = SO3Linear(lmax, hidden, channels, dtype, bias)
 
     def forward(self, x):
         y = self.so3_linear_1(x)

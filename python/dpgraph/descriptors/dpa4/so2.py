@@ -36,11 +36,12 @@ class SO2Linear(nn.Module):
     ``out_+ = x_- V + x_+ U`` (n_l = L - m + 1).
     """
 
-    def __init__(self, lmax: int, mmax: int, c_in: int, c_out: int, dtype):
+    def __init__(self, lmax: int, mmax: int, c_in: int, c_out: int, dtype, bias: bool = False):
         super().__init__()
         self.lmax, self.mmax, self.c_in, self.c_out = lmax, mmax, c_in, c_out
         n0 = lmax + 1
         self.weight_m0 = _param((n0 * c_in, n0 * c_out), dtype)
+        self.bias0 = _param((c_out,), dtype) if bias else None  # on the (l, m) = (0, 0) row
         self.weight_m = nn.ParameterList(
             [_param(((lmax - m + 1) * c_in, 2 * (lmax - m + 1) * c_out), dtype) for m in range(1, mmax + 1)]
         )
@@ -60,7 +61,10 @@ class SO2Linear(nn.Module):
             outs.append((xn @ u - xp @ v).reshape(e, nl, self.c_out))
             outs.append((xn @ v + xp @ u).reshape(e, nl, self.c_out))
             off += 2 * nl
-        return torch.cat(outs, 1)
+        y = torch.cat(outs, 1)
+        if self.bias0 is not None:
+            y = torch.cat([y[:, :1] + self.bias0, y[:, 1:]], 1)
+        return y
 
 
 class RadialDegreeMixer(nn.Module):
@@ -145,7 +149,7 @@ class SO2Convolution(nn.Module):
 
     def __init__(self, lmax: int, mmax: int, channels: int, mixing_layers: int, n_head: int,
                  radial_mode: str, radial_rank: int, so2_s2_activation: bool, act: str, eps: float, dtype,
-                 layer_scale: bool = False, so2_norm: bool = False):
+                 layer_scale: bool = False, so2_norm: bool = False, bias: bool = False):
         super().__init__()
         self.lmax, self.mmax, self.c, self.n_head, self.eps = lmax, mmax, channels, n_head, eps
         idx, deg = m_major_index(lmax, mmax)
@@ -153,8 +157,8 @@ class SO2Convolution(nn.Module):
         self.register_buffer("degree_m", torch.tensor(deg), persistent=False)
         resc = [math.sqrt((2 * l + 1) / (2 * mmax + 1)) if l > mmax else 1.0 for l in degree_index(lmax)]
         self.register_buffer("rotate_back_rescale", torch.tensor(resc, dtype=dtype), persistent=False)
-        self.pre_focus_mix = SO3Linear(lmax, channels, channels, dtype)
-        self.post_focus_mix = SO3Linear(lmax, channels, channels, dtype)
+        self.pre_focus_mix = SO3Linear(lmax, channels, channels, dtype, bias)
+        self.post_focus_mix = SO3Linear(lmax, channels, channels, dtype, bias)
         self.radial_degree_mixer = (
             RadialDegreeMixer(lmax, mmax, channels, radial_mode, radial_rank, dtype) if radial_mode != "none" else None
         )
@@ -162,16 +166,16 @@ class SO2Convolution(nn.Module):
         self.so2_linears = nn.ModuleList(
             [
                 SO2Linear(lmax, mmax, channels, 2 * channels if (so2_s2_activation and i < mixing_layers - 1) else channels,
-                          dtype)
+                          dtype, bias)
                 for i in range(mixing_layers)
             ]
         )
         nl = []
         for _ in range(mixing_layers - 1):
             if so2_s2_activation:
-                nl.append(S2GridGLU(lmax, channels, dtype, coeff_index=idx, mmax=mmax))
+                nl.append(S2GridGLU(lmax, channels, dtype, coeff_index=idx, mmax=mmax, bias=bias))
             else:
-                nl.append(GatedActivation(deg, channels, act, dtype))
+                nl.append(GatedActivation(deg, channels, act, dtype, bias))
         self.non_linearities = nn.ModuleList(nl)
         self.so2_inter_norms = (
             nn.ModuleList([ReducedEquivariantRMSNorm(lmax, mmax, channels, deg, dtype) if i < mixing_layers - 1
@@ -209,6 +213,13 @@ class SO2Convolution(nn.Module):
         n_layers = len(self.so2_linears)
         for i, lin in enumerate(self.so2_linears):
             y = lin(self.so2_inter_norms[i](xl) if self.so2_inter_norms is not None else xl)
+            if i == 0 and lin.bias0 is not None:
+                # the first layer's l = 0 bias is scaled by the edge's radial l = 0 feature and envelope,
+                # so it vanishes smoothly at rcut: b -> b * rad0 * env
+                r0 = rad_m[:, 0]
+                if lin.c_out == 2 * self.c:
+                    r0 = torch.cat([r0, r0], -1)
+                y = torch.cat([y[:, :1] + (lin.bias0 * (r0 * edge_env - 1.0))[:, None, :], y[:, 1:]], 1)
             if i < n_layers - 1:
                 y = self.non_linearities[i](y)
             if self.adam_so2_layer_scales is not None:
