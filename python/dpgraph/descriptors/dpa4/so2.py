@@ -163,13 +163,10 @@ class SO2Convolution(nn.Module):
             RadialDegreeMixer(lmax, mmax, channels, radial_mode, radial_rank, dtype) if radial_mode != "none" else None
         )
         self.so2_s2 = so2_s2_activation
-        self.so2_linears = nn.ModuleList(
-            [
-                SO2Linear(lmax, mmax, channels, 2 * channels if (so2_s2_activation and i < mixing_layers - 1) else channels,
-                          dtype, bias)
-                for i in range(mixing_layers)
-            ]
-        )
+        # with the S2 grid GLU between layers, every layer but the last outputs value and gate halves
+        widths = [2 * channels if (so2_s2_activation and i < mixing_layers - 1) else channels
+                  for i in range(mixing_layers)]
+        self.so2_linears = nn.ModuleList([SO2Linear(lmax, mmax, channels, w, dtype, bias) for w in widths])
         nl = []
         for _ in range(mixing_layers - 1):
             if so2_s2_activation:
