@@ -113,7 +113,7 @@ def test_fp32_matches_deepmd():
 OPTIONS = [
     {"n_atten_head": 0, "radial_so2_mode": "none", "s2_activation": [True, True], "sandwich_norm": [True] * 4},
     {"n_atten_head": 2, "radial_so2_mode": "degree", "s2_activation": [False, False], "glu_activation": False,
-     "edge_norm": False, "layer_scale": True},
+     "edge_norm": False, "layer_scale": True, "extra_node_l": 1},
     {"radial_so2_rank": 0, "use_env_seed": False, "s2_activation": [True, False], "ffn_blocks": 2,
      "activation_function": "tanh", "mlp_bias": True},
     {"l_schedule": [3, 2], "m_schedule": [2, 1], "mixing_layers": 2, "basis_type": "gaussian",

@@ -40,7 +40,6 @@ _FIXED = {
     "message_node_s2": (False, "False"),
     "message_node_so3": (False, "False"),
     "so3_readout": ("none", "'none'"),
-    "extra_node_l": (0, "0"),
     "inner_clamp_r_inner": (None, "None (no ZBL bridging / inner clamp)"),
     "inner_clamp_r_outer": (None, "None (no ZBL bridging / inner clamp)"),
     "add_chg_spin_ebd": (False, "False (no charge/spin embedding)"),
@@ -51,7 +50,7 @@ _KNOWN = set(_FIXED) | {
     "channels", "basis_type", "n_radial", "radial_mlp", "edge_norm", "use_env_seed", "random_gamma", "mixing_layers",
     "radial_so2_mode", "radial_so2_rank", "focus_dim", "ffn_neurons", "grid_mlp", "grid_branch", "ffn_blocks",
     "n_atten_head", "sandwich_norm", "s2_activation", "readout_layers", "lebedev_quadrature",
-    "activation_function", "glu_activation", "layer_scale", "so2_norm", "mlp_bias", "precision",
+    "activation_function", "glu_activation", "layer_scale", "so2_norm", "mlp_bias", "precision", "extra_node_l",
     "exclude_types", "eps", "trainable", "seed",
     "default_chg_spin", "use_amp", "so2_layers",
 }
@@ -99,8 +98,11 @@ def check_config(cfg: dict) -> dict:
     if any(b > a for a, b in zip(l_sched, l_sched[1:])):
         _refuse("l_schedule", l_sched, "a non-increasing list")
     lmax = max(l_sched)
+    extra = int(c.get("extra_node_l", 0))
     if lmax > LMAX_SUPPORTED or min(l_sched) < 1:
         _refuse("lmax", l_sched, f"degrees 1..{LMAX_SUPPORTED}")
+    if extra < 0 or lmax + extra > LMAX_SUPPORTED:
+        _refuse("extra_node_l", extra, f">= 0 with lmax + extra_node_l <= {LMAX_SUPPORTED}")
     mmax = c.get("mmax", 1)
     m_sched = c.get("m_schedule") or [min(l, l if mmax is None else int(mmax)) for l in l_sched]
     m_sched = [int(x) for x in m_sched]
@@ -144,7 +146,7 @@ def check_config(cfg: dict) -> dict:
         edge_norm=bool(c.get("edge_norm", True)), use_env_seed=bool(c.get("use_env_seed", True)),
         ffn_blocks=int(c.get("ffn_blocks", 1)), readout_layers=int(c.get("readout_layers", 1)),
         eps=float(c.get("eps", 1e-7)), layer_scale=bool(c.get("layer_scale", False)),
-        so2_norm=bool(c.get("so2_norm", False)), mlp_bias=bool(c.get("mlp_bias", False)),
+        so2_norm=bool(c.get("so2_norm", False)), extra_node_l=extra, mlp_bias=bool(c.get("mlp_bias", False)),
         rcut=float(c.get("rcut", 6.0)), n_radial=int(c.get("n_radial", 16)),
     )
     if c["ffn_blocks"] < 1:
@@ -166,7 +168,9 @@ class DescrptDPA4(nn.Module):
         self.dtype = dt = torch.float64 if c["precision"] == "float64" else torch.float32
         self.rcut = c["rcut"]
         self.channels = ch = c["channels"]
-        self.lmax = c["lmax"]
+        self.lmax = c["lmax"]  # message-passing degree
+        self.extra_node_l = c["extra_node_l"]
+        self.node_lmax = nl = self.lmax + self.extra_node_l  # node-state degree
         self.eps = c["eps"]
         self.env_exp = c["env_exp"]
         self.l_schedule, self.m_schedule = c["l_schedule"], c["m_schedule"]
@@ -187,14 +191,15 @@ class DescrptDPA4(nn.Module):
             self.film_scale_strength_log = nn.Parameter(torch.zeros(1, dtype=dt))
             self.film_shift_strength_log = nn.Parameter(torch.zeros(1, dtype=dt))
         self.radial_basis = RadialBasis(self.rcut, c["n_radial"], c["basis_type"], self.env_exp[0], dt)
-        self.radial_embedding = RadialMLP([c["n_radial"], *c["radial_mlp"], (self.lmax + 1) * ch], act,
+        self.radial_embedding = RadialMLP([c["n_radial"], *c["radial_mlp"], (nl + 1) * ch], act,
                                           self.edge_norm, 1e-7, dt)
-        tables = WignerTables(self.lmax)
+        tables = WignerTables(nl)
         self.register_buffer("w_l1", torch.tensor(tables.l1, dtype=dt), persistent=False)
-        for l in range(2, self.lmax + 1):
+        for l in range(2, nl + 1):
             self.register_buffer(f"w_couple_{l}", torch.tensor(tables.couple[l], dtype=dt), persistent=False)
         self.blocks = nn.ModuleList(
-            [InteractionBlock(l, m, ch, c, dt) for l, m in zip(self.l_schedule, self.m_schedule)]
+            [InteractionBlock(l, m, ch, c, dt, node_lmax=l + self.extra_node_l)
+             for l, m in zip(self.l_schedule, self.m_schedule)]
         )
         ro = [EquivariantFFN(0, ch, c["out_ffn_neurons"], False, c["glu_activation"], act, dt, c["mlp_bias"])
               for _ in range(c["readout_layers"])]
@@ -225,14 +230,15 @@ class DescrptDPA4(nn.Module):
         env = c3_envelope(r, self.rcut, self.env_exp[1]) * keep  # (E, 1)
         rbf = self.radial_basis(r) * keep  # (E, n_radial)
         u = ev / torch.sqrt((ev * ev).sum(-1, keepdim=True))
-        couple = [getattr(self, f"w_couple_{l}") for l in range(2, self.lmax + 1)]
-        rot_d = wigner_blocks(edge_rotation(u), self.lmax, self.w_l1, couple)
+        nl = self.node_lmax
+        couple = [getattr(self, f"w_couple_{l}") for l in range(2, nl + 1)]
+        rot_d = wigner_blocks(edge_rotation(u), nl, self.w_l1, couple)
         tebd = self.type_embedding(atype)  # (N, C)
         edge_type = (tebd.index_select(0, src) + tebd.index_select(0, dst)) * keep  # (E, C)
         deg = segment_sum((env * env)[:, 0], dst, n)
         inv_sqrt_deg = torch.rsqrt(deg + 0.25)[:, None, None]  # (N, 1, 1)
 
-        rad = self.radial_embedding(rbf).reshape(-1, self.lmax + 1, self.channels) * env[:, :, None]
+        rad = self.radial_embedding(rbf).reshape(-1, nl + 1, self.channels) * env[:, :, None]
         x0 = tebd
         if self.use_env_seed:
             film = self.env_seed_embedding(atype, src, dst, ev, rbf, env, inv_sqrt_deg, keep, n)
@@ -241,13 +247,13 @@ class DescrptDPA4(nn.Module):
                 sc, sh = self.film_scale_norm(sc), self.film_shift_norm(sh)
             x0 = x0 * (1.0 + torch.exp(self.film_scale_strength_log) * torch.tanh(sc)) + torch.exp(
                 self.film_shift_strength_log) * torch.tanh(sh)
-        d = (self.lmax + 1) ** 2
+        d = (nl + 1) ** 2
         x = torch.cat([x0[:, None, :], x0.new_zeros((n, d - 1, self.channels))], 1)
         if self.use_env_seed:
-            x = x + geometric_initial_embedding(rot_d, rad, dst, inv_sqrt_deg, keep, n, self.lmax)
+            x = x + geometric_initial_embedding(rot_d, rad, dst, inv_sqrt_deg, keep, n, nl)
         rad = rad + edge_type[:, None, :]
         for blk, l_b in zip(self.blocks, self.l_schedule):
-            x = x[:, : (l_b + 1) ** 2]
+            x = x[:, : (l_b + self.extra_node_l + 1) ** 2]
             x = blk(x, src, dst, rot_d, env, inv_sqrt_deg, rad[:, : l_b + 1], edge_mask)
         y = x[:, :1]
         for layer in self.readout_pre_layers:
