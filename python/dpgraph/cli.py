@@ -109,8 +109,10 @@ def cmd_import_deepmd(args) -> int:
     t0 = time.perf_counter()
     model = load_deepmd(args.model, semantics=args.semantics)
     d = model.descriptor
+    shape = (f"sel {d.nnei}, attn_layer {d.attn_layer}" if hasattr(d, "attn_layer")
+             else f"{len(d.blocks)} blocks, receptive field {d.receptive_field} A")
     print(f"read {args.model}: {model.config['descriptor']['type']}, type_map {model.type_map}, rcut {d.rcut} A, "
-          f"sel {d.nnei}, attn_layer {d.attn_layer}, {str(model.dtype).replace('torch.', '')}, "
+          f"{shape}, {str(model.dtype).replace('torch.', '')}, "
           f"semantics {args.semantics} ({time.perf_counter() - t0:.1f} s)")
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".pt":
@@ -264,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("info", help="print the metadata of a .pt2 package")
     p.add_argument("package")
     p.set_defaults(func=cmd_info)
-    p = sub.add_parser("import-deepmd", help="import a deepmd-kit DPA1/se_atten model (.dp, .pth, .pt, .yaml)")
+    p = sub.add_parser("import-deepmd", help="import a deepmd-kit DPA1/se_atten or DPA4 model (.dp, .pth, .pt, .yaml, pt_expt .pt2)")
     p.add_argument("model", help="deepmd-kit model file: .dp (any backend converts to it), .pth, .pt or .yaml")
     p.add_argument("-o", "--output", required=True, help="output .pt2 (compiled package) or .pt (dpgraph checkpoint)")
     p.add_argument("--semantics", choices=["carry-all", "dense"], default="carry-all",

@@ -1,6 +1,7 @@
 """Descriptors: per-node features computed from a NeighborGraph."""
 
 from .se_atten import SEMANTICS, DescrptSeAtten, DescrptSeAttenV2
+from .dpa4 import DescrptDPA4
 from .sezm import DescrptSeZM
 
 DESCRIPTORS = {
@@ -9,6 +10,9 @@ DESCRIPTORS = {
     "se_atten_v2": DescrptSeAttenV2,
     "sezm": DescrptSeZM,  # SO(3)-equivariant attention (docs/equivariant.md)
     "equivariant": DescrptSeZM,
+    "dpa4": DescrptDPA4,  # deepmd-kit's DPA4 / SeZM (descriptors/dpa4)
+    "DPA4": DescrptDPA4,
+    "SeZM": DescrptDPA4,
 }
 
 
@@ -27,4 +31,4 @@ def build_descriptor(config: dict, ntypes: int, type_map=None):
         raise ValueError(f"descriptor {kind!r}: {err}") from None
 
 
-__all__ = ["DESCRIPTORS", "SEMANTICS", "DescrptSeAtten", "DescrptSeAttenV2", "DescrptSeZM", "build_descriptor"]
+__all__ = ["DESCRIPTORS", "SEMANTICS", "DescrptDPA4", "DescrptSeAtten", "DescrptSeAttenV2", "DescrptSeZM", "build_descriptor"]

@@ -17,7 +17,7 @@ import torch
 
 from .exporter import PORTABLE_ISA, export_model
 
-_SOURCE_DIRS = ("descriptors", "models", "nn", "ops", "export", "graph")
+_SOURCE_DIRS = ("descriptors", "descriptors/dpa4", "models", "nn", "ops", "export", "graph")
 
 
 def cache_dir() -> Path:

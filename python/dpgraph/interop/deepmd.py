@@ -419,6 +419,10 @@ def from_serialized(data: dict, semantics: str = "carry-all") -> EnergyModel:
     """
     if semantics not in SEMANTICS:
         raise ValueError(f"semantics must be one of {SEMANTICS}, got {semantics!r}")
+    from . import dpa4  # DPA4 / SeZM energy models have their own importer
+
+    if dpa4.is_dpa4(data):
+        return dpa4.from_serialized(data)
     root = _Node(_unwrap(data), "")
     root.expect("@class", ("Model",), "expected deepmd-kit's serialized model (model.serialize())")
     root.expect("type", ("standard", None), "dpgraph imports standard (descriptor + fitting) energy models only")
@@ -608,9 +612,13 @@ def load_deepmd(path: str | Path, semantics: str = "carry-all") -> EnergyModel:
         tree = read_dp(path)
     elif suffix in (".pth", ".pt"):
         tree = serialize_torch_file(path)
+    elif suffix in (".pt2", ".json"):  # deepmd-kit pt_expt archive (its embedded model.json), or that file
+        from .dpa4 import read_model_json
+
+        tree = read_model_json(path)
     else:
         raise ValueError(
             f"{path}: unknown deepmd-kit model format {suffix!r}; use .dp (any backend converts to it "
-            "with `dp convert-backend`), .yaml, .pth or .pt"
+            "with `dp convert-backend`), .yaml, .pth, .pt, or a pt_expt .pt2 / its model.json"
         )
     return from_serialized(tree, semantics=semantics)

@@ -25,6 +25,7 @@ import torch
 from ..descriptors import build_descriptor
 from ..nn import resolve_precision
 from .energy import EnergyModel
+from .dpa4_fitting import DPA4EnergyFitting
 from .fitting import EnergyFitting
 
 CHECKPOINT_FORMAT = "dpgraph-checkpoint"
@@ -43,8 +44,8 @@ def build_model(config: dict) -> EnergyModel:
         raise ValueError(f"model config needs {err.args[0]!r}") from None
     fcfg = dict(cfg.pop("fitting_net", {}))
     fit_type = fcfg.pop("type", "ener")
-    if fit_type != "ener":
-        raise ValueError(f"fitting_net type {fit_type!r} is not supported; use 'ener'")
+    if fit_type not in ("ener", "dpa4_ener", "sezm_ener"):
+        raise ValueError(f"fitting_net type {fit_type!r} is not supported; use 'ener' (or 'dpa4_ener' with dpa4)")
     cfg.pop("data_stat_nbatch", None)
     atom_excl = _type_list(cfg.pop("atom_exclude_types", []), len(type_map), "atom_exclude_types")
     pair_excl = _pair_list(cfg.pop("pair_exclude_types", []), len(type_map))
@@ -53,7 +54,10 @@ def build_model(config: dict) -> EnergyModel:
     if pair_excl:  # model level: the pairs are no neighbors at all (deepmd-kit drops them from the list)
         dcfg = {**dcfg, "pair_exclude_types": pair_excl}
     descriptor = build_descriptor(dcfg, len(type_map), type_map)
-    fitting = EnergyFitting(len(type_map), descriptor.dim_out, **fcfg)
+    if fit_type == "ener":
+        fitting = EnergyFitting(len(type_map), descriptor.dim_out, **fcfg)
+    else:
+        fitting = DPA4EnergyFitting(len(type_map), descriptor.dim_out, **fcfg)
     dtype = resolve_precision(dcfg.get("precision", "default"))
     model = EnergyModel(descriptor, fitting, type_map, dtype, atom_exclude_types=atom_excl)
     model.config = copy.deepcopy(config)

@@ -1,0 +1,314 @@
+"""Small DPA4 building blocks (torch), parameter layouts as deepmd-kit serializes them.
+
+Shapes: N nodes, E edges, D = (lmax+1)**2 packed SO(3) coefficients, F focus
+streams (always 1 here), C channels. Lengths in Å.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from .basis import real_sh, sphere_quadrature
+
+ACTIVATIONS = ("silu", "tanh", "relu", "sigmoid", "softplus", "linear", "none")
+
+
+def activation(name: str):
+    """deepmd-kit activation by name -> callable."""
+    if name == "silu":
+        return torch.nn.functional.silu
+    if name == "tanh":
+        return torch.tanh
+    if name == "relu":
+        return torch.relu
+    if name == "sigmoid":
+        return torch.sigmoid
+    if name == "softplus":
+        return torch.nn.functional.softplus
+    if name in ("linear", "none"):
+        return lambda x: x
+    raise ValueError(f"activation_function {name!r} is not supported; supported: {list(ACTIVATIONS)}")
+
+
+def degree_index(lmax: int) -> list[int]:
+    """Degree l of each packed (l, m) position."""
+    return [l for l in range(lmax + 1) for _ in range(2 * l + 1)]
+
+
+def _param(shape, dtype) -> nn.Parameter:
+    return nn.Parameter(torch.zeros(shape, dtype=dtype))
+
+
+class Dense(nn.Module):
+    """``act(x @ matrix (+ bias))``; deepmd-kit's NativeLayer (keys ``matrix``, ``bias``)."""
+
+    def __init__(self, n_in: int, n_out: int, bias: bool, act: str | None, dtype):
+        super().__init__()
+        self.matrix = _param((n_in, n_out), dtype)
+        self.bias = _param((n_out,), dtype) if bias else None
+        self.act = activation(act) if act else None
+
+    def forward(self, x):
+        y = x @ self.matrix
+        if self.bias is not None:
+            y = y + self.bias
+        return self.act(y) if self.act is not None else y
+
+
+class RMSNorm(nn.Module):
+    """Channel RMS norm over the last axis with a per-channel scale ``adam_scale`` of ``shape``."""
+
+    def __init__(self, shape, eps: float, dtype):
+        super().__init__()
+        self.adam_scale = _param(shape, dtype)
+        self.eps = eps
+
+    def forward(self, x):
+        inv = torch.rsqrt((x * x).mean(-1, keepdim=True) + self.eps)
+        return x * inv * self.adam_scale.reshape(self.adam_scale.shape[-1])
+
+
+class ScalarRMSNorm(RMSNorm):
+    """(..., C) RMS norm, scale (1, C) (one focus stream)."""
+
+    def __init__(self, channels: int, eps: float, dtype):
+        super().__init__((1, channels), eps, dtype)
+
+
+class EquivariantRMSNorm(nn.Module):
+    """(N, D, C) -> (N, D, C): degree-balanced RMS over all (l, m, c), l = 0 centred.
+
+    ``adam_scale`` (lmax+1, 1, C) per degree, ``bias`` (1, C) on l = 0.
+    """
+
+    def __init__(self, lmax: int, channels: int, eps: float, dtype):
+        super().__init__()
+        self.lmax = lmax
+        self.eps = eps
+        self.adam_scale = _param((lmax + 1, 1, channels), dtype)
+        self.bias = _param((1, channels), dtype)
+        w = [1.0 / ((lmax + 1) * channels) / (2 * l + 1) for l in degree_index(lmax)]
+        self.register_buffer("balance", torch.tensor(w, dtype=dtype), persistent=False)
+        self.register_buffer("deg", torch.tensor(degree_index(lmax)), persistent=False)
+
+    def forward(self, x):
+        x0 = x[:, :1] - x[:, :1].mean(-1, keepdim=True)
+        xt = x[:, 1:]
+        var = (x0 * x0).sum((1, 2)) * self.balance[0]
+        if self.lmax > 0:
+            var = var + ((xt * xt) * self.balance[1:, None]).sum((1, 2))
+        inv = torch.rsqrt(var + self.eps)[:, None, None]
+        scale = self.adam_scale[:, 0, :][self.deg]  # (D, C)
+        y0 = x0 * inv * scale[:1] + self.bias
+        if self.lmax == 0:
+            return y0
+        return torch.cat([y0, xt * inv * scale[1:]], 1)
+
+
+class SO3Linear(nn.Module):
+    """(N, D, Cin) -> (N, D, Cout), one (Cin, Cout) matrix per degree; ``weight`` (lmax+1, Cin, Cout)."""
+
+    def __init__(self, lmax: int, c_in: int, c_out: int, dtype, bias: bool = False):
+        super().__init__()
+        self.weight = _param((lmax + 1, c_in, c_out), dtype)
+        self.bias = _param((c_out,), dtype) if bias else None  # on l = 0 only (mlp_bias)
+        self.register_buffer("deg", torch.tensor(degree_index(lmax)), persistent=False)
+        self.lmax = lmax
+
+    def forward(self, x):
+        if self.lmax == 0:
+            y = x @ self.weight[0]
+            return y + self.bias if self.bias is not None else y
+        w = self.weight[self.deg]  # (D, Cin, Cout)
+        y = torch.matmul(x.transpose(0, 1), w).transpose(0, 1)
+        if self.bias is not None:
+            y = torch.cat([y[:, :1] + self.bias, y[:, 1:]], 1)
+        return y
+
+
+class FocusLinear(nn.Module):
+    """(..., Cin) @ weight (Cin, Cout) (+ bias (Cout,)), one focus stream."""
+
+    def __init__(self, c_in: int, c_out: int, dtype, bias: bool = False):
+        super().__init__()
+        self.weight = _param((c_in, c_out), dtype)
+        self.bias = _param((c_out,), dtype) if bias else None
+
+    def forward(self, x):
+        y = x @ self.weight
+        return y + self.bias if self.bias is not None else y
+
+
+def c3_envelope(r: torch.Tensor, rcut: float, p: int) -> torch.Tensor:
+    """C^3 cutoff envelope ``u**4 * sum_k C(k+3, 3) (1-u)**k`` (k < p), ``u = clip((rc - r)/rc, 0, 1)``."""
+    u = torch.clamp((rcut - r) / rcut, min=0.0, max=1.0)
+    x = 1.0 - u
+    coeffs = [float(math.comb(k + 3, 3)) for k in range(p)]
+    series = torch.full_like(x, coeffs[-1])
+    for c in reversed(coeffs[:-1]):
+        series = c + x * series
+    return u ** 4 * series
+
+
+class RadialBasis(nn.Module):
+    """(E, 1) length -> (E, n) basis times the C^3 envelope; ``adam_freqs`` (1, n).
+
+    bessel: ``sin(f r) / r`` (``f = k pi / rcut``); gaussian: ``exp(-(r - mu)**2 / (2 w**2))``.
+    """
+
+    def __init__(self, rcut: float, n: int, kind: str, exponent: int, dtype):
+        super().__init__()
+        self.rcut, self.kind, self.exponent = rcut, kind, exponent
+        self.adam_freqs = _param((1, n), dtype)
+        width = rcut / max(n - 1, 1)
+        self.gauss = -0.5 / (width * width)
+
+    def forward(self, r):
+        f = self.adam_freqs
+        if self.kind == "bessel":
+            pz = r * f
+            zero = pz == 0.0
+            safe = torch.where(zero, torch.ones_like(pz), pz)
+            raw = f * torch.where(zero, torch.ones_like(pz), torch.sin(safe) / safe)
+        else:
+            d = r - f
+            raw = torch.exp(d * d * self.gauss)
+        return raw * c3_envelope(r, self.rcut, self.exponent)
+
+
+class RadialMLP(nn.Module):
+    """Bias-free MLP ``net.{i}``: Dense, (RMSNorm), act, ..., Dense."""
+
+    def __init__(self, layers: list[int], act: str, norm: bool, eps: float, dtype):
+        super().__init__()
+        mods = []
+        for i in range(len(layers) - 1):
+            mods.append(Dense(layers[i], layers[i + 1], False, None, dtype))
+            if i < len(layers) - 2:
+                if norm:
+                    mods.append(RMSNorm((layers[i + 1],), eps, dtype))
+                mods.append(_Act(act))
+        self.net = nn.ModuleList(mods)
+
+    def forward(self, x):
+        for m in self.net:
+            x = m(x)
+        return x
+
+
+class _Act(nn.Module):
+    def __init__(self, name: str):
+        super().__init__()
+        self.fn = activation(name)
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+class GatedActivation(nn.Module):
+    """Gate l > 0 by ``sigmoid(gate_linear(scalar))`` and activate l = 0.
+
+    x (B, D, C) in any degree layout described by ``degrees`` (degree of each
+    row, row 0 the l = 0 scalar). Without ``gate``: ``x0 -> act(x0)`` and the
+    gate source is ``x0``; with ``gate`` (same shape): ``x0 * act(g0)`` and the
+    source is ``g0``. ``gate_linear.weight`` (C, lmax*C).
+    """
+
+    def __init__(self, degrees: list[int], channels: int, act: str, dtype, bias: bool = False):
+        super().__init__()
+        self.lmax = max(degrees)
+        self.channels = channels
+        self.act = activation(act)
+        if self.lmax > 0:
+            self.gate_linear = FocusLinear(channels, self.lmax * channels, dtype, bias)
+            self.register_buffer("rows", torch.tensor([d - 1 for d in degrees[1:]]), persistent=False)
+
+    def forward(self, x, gate=None):
+        src = x[:, 0] if gate is None else gate[:, 0]
+        x0 = self.act(x[:, :1]) if gate is None else x[:, :1] * self.act(gate[:, :1])
+        if self.lmax == 0:
+            return x0
+        g = torch.sigmoid(self.gate_linear(src)).reshape(x.shape[0], self.lmax, self.channels)
+        return torch.cat([x0, x[:, 1:] * g[:, self.rows]], 1)
+
+
+class S2GridGLU(nn.Module):
+    """deepmd-kit's S2 grid net, ``mode='self'``, ``op='glu'``, one focus stream.
+
+    q (B, D, 2H) -> (B, D, H): split into ``left``/``right``; the coefficient
+    path is the grid product ``from_grid(to_grid(left) * to_grid(right))``
+    with deepmd-kit's projector scaling (to: ``Y/sqrt(lmax+1)``; from:
+    ``w Y sqrt(lmax+1) (2l+1)``, Y the y-polar "norm" harmonics), evaluated on
+    an exact rule of degree ``3*lmax`` (any exact rule gives the same numbers
+    as deepmd-kit's Lebedev grid). Then every coefficient is scaled by
+    ``sigmoid(scalar_gate([l0, r0]))`` and ``silu(l0) * r0`` is added to l = 0.
+
+    ``coeff_index`` selects the stored coefficients among packed (l, m) (the
+    m-major truncated layout inside SO(2)); degrees with l > mmax are rescaled
+    by ``sqrt((2l+1)/(2mmax+1))`` in both projections as in deepmd-kit.
+    """
+
+    def __init__(self, lmax: int, channels: int, dtype, coeff_index=None, mmax: int | None = None,
+                 bias: bool = False):
+        super().__init__()
+        self.h = channels
+        mmax = lmax if mmax is None else mmax
+        pts, w = sphere_quadrature(3 * lmax)
+        y = real_sh(pts[:, [2, 0, 1]], lmax)  # component norm, grid basis
+        degs = np.asarray(degree_index(lmax))
+        y = y / np.sqrt(2 * degs + 1.0)  # "norm" normalisation
+        scale = math.sqrt(lmax + 1.0)
+        to_g = y / scale
+        from_g = y * (w[:, None] * scale * (2 * degs + 1.0)[None, :])
+        if mmax != lmax:
+            resc = np.where(degs > mmax, np.sqrt((2 * degs + 1.0) / (2 * mmax + 1.0)), 1.0)
+            to_g = to_g * resc
+            from_g = from_g * resc
+        if coeff_index is not None:
+            to_g = to_g[:, coeff_index]
+            from_g = from_g[:, coeff_index]
+        self.register_buffer("to_grid", torch.tensor(to_g, dtype=dtype), persistent=False)  # (G, D)
+        self.register_buffer("from_grid", torch.tensor(from_g.T.copy(), dtype=dtype), persistent=False)  # (D, G)
+        self.scalar_gate = FocusLinear(2 * channels, channels, dtype, bias)
+
+    def forward(self, q):
+        h = self.h
+        left, right = q[..., :h], q[..., h:]
+        gl = torch.matmul(self.to_grid, left)  # (B, G, H)
+        gr = torch.matmul(self.to_grid, right)
+        out = torch.matmul(self.from_grid, gl * gr)  # (B, D, H)
+        pair = torch.cat([left[:, 0], right[:, 0]], -1)  # (B, 2H)
+        s_out = torch.nn.functional.silu(pair[:, :h]) * pair[:, h:]
+        gate = torch.sigmoid(self.scalar_gate(pair))
+        out = out * gate[:, None, :]
+        return torch.cat([out[:, :1] + s_out[:, None, :], out[:, 1:]], 1)
+
+
+class EquivariantFFN(nn.Module):
+    """SO3Linear -> (S2 grid GLU | gated activation) -> SO3Linear; (N, D, C) -> (N, D, C)."""
+
+    def __init__(self, lmax: int, channels: int, hidden: int, s2_grid: bool, glu: bool, act: str, dtype,
+                 bias: bool = False):
+        super().__init__()
+        self.s2_grid, self.glu, self.hidden = s2_grid, glu, hidden
+        width = 2 * hidden if (s2_grid or glu) else hidden
+        self.so3_linear_1 = SO3Linear(lmax, channels, width, dtype, bias)
+        if s2_grid:
+            self.act = S2GridGLU(lmax, hidden, dtype, bias=bias)
+        else:
+            self.act = GatedActivation(degree_index(lmax), hidden, act, dtype, bias)
+        self.so3_linear_2 = SO3Linear(lmax, hidden, channels, dtype, bias)
+
+    def forward(self, x):
+        y = self.so3_linear_1(x)
+        if self.s2_grid:
+            y = self.act(y)
+        elif self.glu:
+            y = self.act(y[..., : self.hidden], gate=y[..., self.hidden:])
+        else:
+            y = self.act(y)
+        return self.so3_linear_2(y)

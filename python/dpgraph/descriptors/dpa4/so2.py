@@ -1,0 +1,243 @@
+"""SO(2) convolution of DPA4: rotate to the edge frame, mix per |m|, attend, rotate back.
+
+Edge-frame coefficients use the m-major truncated layout: ``[m=0: l=0..L]``,
+then for each ``m = 1..M``: ``[-m: l=m..L]``, ``[+m: l=m..L]`` (``Dm`` rows).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...ops import envelope_gated_softmax, segment_sum
+from .layers import FocusLinear, GatedActivation, S2GridGLU, ScalarRMSNorm, SO3Linear, _param, degree_index
+
+
+def m_major_index(lmax: int, mmax: int) -> tuple[list[int], list[int]]:
+    """(packed index, degree) of each m-major truncated row."""
+    idx = [l * l + l for l in range(lmax + 1)]
+    deg = list(range(lmax + 1))
+    for m in range(1, mmax + 1):
+        for sgn in (-1, 1):
+            for l in range(m, lmax + 1):
+                idx.append(l * l + l + sgn * m)
+                deg.append(l)
+    return idx, deg
+
+
+class SO2Linear(nn.Module):
+    """(E, Dm, Cin) -> (E, Dm, Cout): per-|m| block, complex-like on (-m, +m).
+
+    ``weight_m0`` ((L+1)*Cin, (L+1)*Cout) on m = 0; ``weight_m.{m-1}``
+    (n_l*Cin, 2*n_l*Cout) = [U | V] with ``out_- = x_- U - x_+ V``,
+    ``out_+ = x_- V + x_+ U`` (n_l = L - m + 1).
+    """
+
+    def __init__(self, lmax: int, mmax: int, c_in: int, c_out: int, dtype, bias: bool = False):
+        super().__init__()
+        self.lmax, self.mmax, self.c_in, self.c_out = lmax, mmax, c_in, c_out
+        n0 = lmax + 1
+        self.weight_m0 = _param((n0 * c_in, n0 * c_out), dtype)
+        self.bias0 = _param((c_out,), dtype) if bias else None  # on the (l, m) = (0, 0) row
+        self.weight_m = nn.ParameterList(
+            [_param(((lmax - m + 1) * c_in, 2 * (lmax - m + 1) * c_out), dtype) for m in range(1, mmax + 1)]
+        )
+
+    def forward(self, x):
+        e = x.shape[0]
+        n0 = self.lmax + 1
+        outs = [(x[:, :n0].reshape(e, -1) @ self.weight_m0).reshape(e, n0, self.c_out)]
+        off = n0
+        for m in range(1, self.mmax + 1):
+            nl = self.lmax - m + 1
+            xn = x[:, off: off + nl].reshape(e, -1)
+            xp = x[:, off + nl: off + 2 * nl].reshape(e, -1)
+            w = self.weight_m[m - 1]
+            ob = nl * self.c_out
+            u, v = w[:, :ob], w[:, ob:]
+            outs.append((xn @ u - xp @ v).reshape(e, nl, self.c_out))
+            outs.append((xn @ v + xp @ u).reshape(e, nl, self.c_out))
+            off += 2 * nl
+        y = torch.cat(outs, 1)
+        if self.bias0 is not None:
+            y = torch.cat([y[:, :1] + self.bias0, y[:, 1:]], 1)
+        return y
+
+
+class RadialDegreeMixer(nn.Module):
+    """Edge-dependent mixing across degrees inside each m block (deepmd-kit's DynamicRadialDegreeMixer).
+
+    kernel = rad_m0 ((L+1)*C) @ weight -> per m-block (n_l, n_l) kernels
+    (shared by -m and +m), per channel (``degree_channel``, rank 0), through a
+    rank-r channel basis (``degree_channel``, rank r), or channel-shared (``degree``).
+    x (E, Dm, C), rad (E, Dm, C) -> (E, Dm, C).
+    """
+
+    def __init__(self, lmax: int, mmax: int, channels: int, mode: str, rank: int, dtype):
+        super().__init__()
+        self.lmax, self.mmax, self.c, self.mode, self.rank = lmax, mmax, channels, mode, rank
+        self.ksize = sum((lmax - m + 1) ** 2 for m in range(mmax + 1))
+        width = self.ksize if mode == "degree" else self.ksize * (rank if rank > 0 else channels)
+        self.weight = _param(((lmax + 1) * channels, width), dtype)
+        self.channel_basis = _param((rank, channels), dtype) if (mode == "degree_channel" and rank > 0) else None
+
+    def forward(self, x, rad):
+        e = x.shape[0]
+        k = rad[:, : self.lmax + 1].reshape(e, -1) @ self.weight
+        if self.mode == "degree":
+            k = k.reshape(e, self.ksize, 1)
+        elif self.rank > 0:
+            k = k.reshape(e, self.ksize, self.rank)
+        else:
+            k = k.reshape(e, self.ksize, self.c)
+        outs = []
+        koff = 0
+        off = 0
+        for m in range(self.mmax + 1):
+            nl = self.lmax - m + 1
+            km = k[:, koff: koff + nl * nl].reshape(e, nl, nl, -1)  # (E, l_in, l_out, r)
+            koff += nl * nl
+            for _ in range(1 if m == 0 else 2):
+                xb = x[:, off: off + nl]  # (E, l_in, C)
+                if self.mode == "degree":
+                    yb = torch.bmm(km[..., 0].transpose(1, 2), xb)
+                elif self.rank > 0:
+                    t = torch.bmm(km.permute(0, 2, 3, 1).reshape(e, nl * self.rank, nl), xb)
+                    yb = (t.reshape(e, nl, self.rank, -1) * self.channel_basis).sum(2)
+                else:
+                    yb = (km * xb[:, :, None, :]).sum(1)
+                outs.append(yb)
+                off += nl
+        return torch.cat(outs, 1)
+
+
+class ReducedEquivariantRMSNorm(nn.Module):
+    """(E, Dm, C) m-major edge-frame RMS norm (``so2_norm``): l = 0 centred, degree-balanced over the
+    kept orders (weight ``1 / ((L+1) C (2 min(l, M) + 1))``); ``adam_scale`` (1, L+1, C), ``bias0`` (1, C)."""
+
+    def __init__(self, lmax: int, mmax: int, channels: int, degrees: list[int], dtype, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.adam_scale = _param((1, lmax + 1, channels), dtype)
+        self.bias0 = _param((1, channels), dtype)
+        w = [1.0 / ((lmax + 1) * channels) / (2 * min(l, mmax) + 1) for l in degrees]
+        self.register_buffer("balance", torch.tensor(w, dtype=dtype), persistent=False)
+        self.register_buffer("deg", torch.tensor(degrees), persistent=False)
+
+    def forward(self, x):
+        x0 = x[:, :1] - x[:, :1].mean(-1, keepdim=True)
+        xt = x[:, 1:]
+        var = (x0 * x0).sum((1, 2)) * self.balance[0] + ((xt * xt) * self.balance[1:, None]).sum((1, 2))
+        inv = torch.rsqrt(var + self.eps)[:, None, None]
+        scale = self.adam_scale[0][self.deg]  # (Dm, C)
+        return torch.cat([x0 * inv * scale[:1] + self.bias0, xt * inv * scale[1:]], 1)
+
+
+class SO2Convolution(nn.Module):
+    """Node features (N, D, C) -> aggregated messages (N, D, C).
+
+    ``pre_focus_mix`` -> gather source -> rotate into the edge frame (rows of
+    D(R) in m-major order) -> radial degree mixing -> ``mixing_layers``
+    residual SO(2) linears with gated activations between -> rotate back
+    (``Dt``, degrees above ``mmax`` rescaled) -> envelope-gated attention
+    (``n_atten_head > 0``) or envelope weights with ``1/sqrt(deg)`` -> sum to
+    the centre -> ``post_focus_mix``.
+    """
+
+    def __init__(self, lmax: int, mmax: int, channels: int, mixing_layers: int, n_head: int,
+                 radial_mode: str, radial_rank: int, so2_s2_activation: bool, act: str, eps: float, dtype,
+                 layer_scale: bool = False, so2_norm: bool = False, bias: bool = False):
+        super().__init__()
+        self.lmax, self.mmax, self.c, self.n_head, self.eps = lmax, mmax, channels, n_head, eps
+        idx, deg = m_major_index(lmax, mmax)
+        self.register_buffer("coeff_index", torch.tensor(idx), persistent=False)
+        self.register_buffer("degree_m", torch.tensor(deg), persistent=False)
+        resc = [math.sqrt((2 * l + 1) / (2 * mmax + 1)) if l > mmax else 1.0 for l in degree_index(lmax)]
+        self.register_buffer("rotate_back_rescale", torch.tensor(resc, dtype=dtype), persistent=False)
+        self.pre_focus_mix = SO3Linear(lmax, channels, channels, dtype, bias)
+        self.post_focus_mix = SO3Linear(lmax, channels, channels, dtype, bias)
+        self.radial_degree_mixer = (
+            RadialDegreeMixer(lmax, mmax, channels, radial_mode, radial_rank, dtype) if radial_mode != "none" else None
+        )
+        self.so2_s2 = so2_s2_activation
+        # with the S2 grid GLU between layers, every layer but the last outputs value and gate halves
+        widths = [2 * channels if (so2_s2_activation and i < mixing_layers - 1) else channels
+                  for i in range(mixing_layers)]
+        self.so2_linears = nn.ModuleList([SO2Linear(lmax, mmax, channels, w, dtype, bias) for w in widths])
+        nl = []
+        for _ in range(mixing_layers - 1):
+            if so2_s2_activation:
+                nl.append(S2GridGLU(lmax, channels, dtype, coeff_index=idx, mmax=mmax, bias=bias))
+            else:
+                nl.append(GatedActivation(deg, channels, act, dtype, bias))
+        self.non_linearities = nn.ModuleList(nl)
+        self.so2_inter_norms = (
+            nn.ModuleList([ReducedEquivariantRMSNorm(lmax, mmax, channels, deg, dtype) if i < mixing_layers - 1
+                           else nn.Identity() for i in range(mixing_layers)]) if so2_norm else None
+        )
+        # layer_scale: per-channel scale on each SO(2) residual update, ``adam_so2_layer_scales.{i}`` (1, C)
+        self.adam_so2_layer_scales = (
+            nn.ParameterList([_param((1, channels), dtype) for _ in range(mixing_layers)]) if layer_scale else None
+        )
+        if n_head > 0:
+            self.head_dim = channels // n_head
+            self.attn_qk_norm = ScalarRMSNorm(channels, eps, dtype)
+            self.attn_q_proj = FocusLinear(channels, channels, dtype)
+            self.attn_k_proj = FocusLinear(channels, channels, dtype)
+            self.attn_output_gate_norm = ScalarRMSNorm(channels, eps, dtype)
+            self.adamw_attn_logit_w = _param((channels, 1, n_head), dtype)
+            self.adamw_attn_z_bias_raw = _param((1, n_head), dtype)
+            self.adamw_attn_gate_w = _param((channels, 1, n_head), dtype)
+
+    def forward(self, x, src, dst, rot_d, edge_env, inv_sqrt_deg, rad, edge_mask):
+        """x (N, D, C); rot_d (E, Dfull, Dfull) Wigner-D; edge_env (E, 1);
+        inv_sqrt_deg (N, 1, 1); rad (E, L+1, C) radial-type features."""
+        n = x.shape[0]
+        e = src.shape[0]
+        dim = (self.lmax + 1) ** 2
+        x = self.pre_focus_mix(x)
+        d_blk = rot_d[:, :dim, :dim]
+        d_m = d_blk[:, self.coeff_index]  # (E, Dm, D)
+        xl = torch.bmm(d_m, x.index_select(0, src))  # (E, Dm, C)
+        rad_m = rad[:, self.degree_m]  # (E, Dm, C)
+        if self.radial_degree_mixer is None:
+            xl = xl * rad_m
+        else:
+            xl = self.radial_degree_mixer(xl, rad_m)
+        n_layers = len(self.so2_linears)
+        for i, lin in enumerate(self.so2_linears):
+            y = lin(self.so2_inter_norms[i](xl) if self.so2_inter_norms is not None else xl)
+            if i == 0 and lin.bias0 is not None:
+                # the first layer's l = 0 bias is scaled by the edge's radial l = 0 feature and envelope,
+                # so it vanishes smoothly at rcut: b -> b * rad0 * env
+                r0 = rad_m[:, 0]
+                if lin.c_out == 2 * self.c:
+                    r0 = torch.cat([r0, r0], -1)
+                y = torch.cat([y[:, :1] + (lin.bias0 * (r0 * edge_env - 1.0))[:, None, :], y[:, 1:]], 1)
+            if i < n_layers - 1:
+                y = self.non_linearities[i](y)
+            if self.adam_so2_layer_scales is not None:
+                y = y * self.adam_so2_layer_scales[i][0]
+            xl = xl + y
+        dt_m = d_blk.transpose(1, 2)[:, :, self.coeff_index]  # (E, D, Dm)
+        msg = torch.bmm(dt_m, xl) * self.rotate_back_rescale[None, :, None]  # (E, D, C)
+        if self.n_head == 0:
+            out = segment_sum(msg * edge_env[:, :, None], dst, n) * inv_sqrt_deg
+        else:
+            h, hd = self.n_head, self.head_dim
+            x0 = x[:, 0]  # (N, C)
+            qk = self.attn_qk_norm(x0)
+            q = self.attn_q_proj(qk).index_select(0, dst).reshape(e, h, hd)
+            k = self.attn_k_proj(qk).index_select(0, src).reshape(e, h, hd)
+            logits = (q * k).sum(-1) * hd ** -0.5 + rad[:, 0] @ self.adamw_attn_logit_w[:, 0, :]  # (E, H)
+            alpha = envelope_gated_softmax(
+                logits[:, None, :], edge_env, dst, n, self.adamw_attn_z_bias_raw, self.eps, edge_mask=edge_mask
+            )[:, 0, :]  # (E, H)
+            val = msg.reshape(e, dim, h, hd) * alpha[:, None, :, None]
+            out = segment_sum(val, dst, n)  # (N, D, H, hd)
+            gate = torch.sigmoid(self.attn_output_gate_norm(x0) @ self.adamw_attn_gate_w[:, 0, :])  # (N, H)
+            out = (out * gate[:, None, :, None]).reshape(n, dim, self.c)
+        return self.post_focus_mix(out)
