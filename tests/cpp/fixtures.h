@@ -61,4 +61,14 @@ inline void expect_close(const at::Tensor& got, const at::Tensor& want, const st
   EXPECT_LE(diff, rtol) << what << ": relative difference " << diff;
 }
 
+/// The five per-frame outputs of a DeepPot result against a fixture's arrays.
+template <class Result>
+inline void expect_outputs_close(const Result& r, std::map<std::string, at::Tensor>& c) {
+  expect_close(r.energy, c["energy"], "energy");
+  expect_close(r.force, c["force"], "force");
+  expect_close(r.virial, c["virial"], "virial");
+  expect_close(r.atom_energy, c["atom_energy"], "atom_energy");
+  expect_close(r.atom_virial, c["atom_virial"], "atom_virial");
+}
+
 }  // namespace fixtures

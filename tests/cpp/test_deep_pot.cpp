@@ -19,11 +19,7 @@ TEST_P(CoordsCase, MatchesEagerModel) {
   auto coords = c["coords"].reshape({nf, n, 3});
   at::Tensor cell = c.count("cell") ? c["cell"].reshape({nf, 3, 3}) : at::Tensor();
   auto r = pot().compute(coords, cell, c["atype"]);
-  fixtures::expect_close(r.energy, c["energy"], "energy");
-  fixtures::expect_close(r.force, c["force"], "force");
-  fixtures::expect_close(r.virial, c["virial"], "virial");
-  fixtures::expect_close(r.atom_energy, c["atom_energy"], "atom_energy");
-  fixtures::expect_close(r.atom_virial, c["atom_virial"], "atom_virial");
+  fixtures::expect_outputs_close(r, c);
   EXPECT_EQ(r.force.sizes(), (at::IntArrayRef{nf, n, 3}));
 }
 
@@ -39,11 +35,7 @@ TEST_P(CoordsCase, ChunkedRunMatchesEagerModel) {
   const int64_t n = c["atype"].numel();
   at::Tensor cell = c.count("cell") ? c["cell"].reshape({nf, 3, 3}) : at::Tensor();
   auto r = chunked.compute(c["coords"].reshape({nf, n, 3}), cell, c["atype"]);
-  fixtures::expect_close(r.energy, c["energy"], "energy");
-  fixtures::expect_close(r.force, c["force"], "force");
-  fixtures::expect_close(r.virial, c["virial"], "virial");
-  fixtures::expect_close(r.atom_energy, c["atom_energy"], "atom_energy");
-  fixtures::expect_close(r.atom_virial, c["atom_virial"], "atom_virial");
+  fixtures::expect_outputs_close(r, c);
 }
 
 TEST(Chunking, PlanCoversEveryOwnedNodeOnceDegreeSorted) {
