@@ -15,6 +15,9 @@ DPA4 has zero forces), written as a ``.dp`` and imported with
   (compiled once, in a separate process, not counted);
 * ``dpgraph eager``: the same dpgraph model in eager PyTorch.
 
+Every worker (deepmd-kit's included) calls :func:`dpgraph.tune_allocator`
+first, as the other benches' dpgraph workers do.
+
 Each worker evaluates once to warm up, then ``--repeat`` times; the figure is
 the mean. Ratios are printed against deepmd-kit from the same run.
 """
@@ -82,6 +85,10 @@ def worker(backend: str, n_atoms: int, repeat: int, dp_path: str, pt2: str) -> d
     import numpy as np
     import torch
 
+    import dpgraph
+
+    dpgraph.tune_allocator()  # every worker, deepmd-kit's too: large tensors from the heap (see dpgraph.runtime)
+
     coords, atype, cell = water(n_atoms)
     if backend == "deepmd":
         _, _, pe = _deepmd()
@@ -97,8 +104,6 @@ def worker(backend: str, n_atoms: int, repeat: int, dp_path: str, pt2: str) -> d
             out = model._translate_eager_call(ret, ta, do_atomic_virial=False)
             return float(out["energy"].sum())
     elif backend == "deeppot":
-        import dpgraph
-
         dp = dpgraph.DeepPot(pt2)
         c, b = coords.reshape(1, -1), cell.reshape(1, 9)
 
