@@ -72,30 +72,41 @@ std::pair<at::Tensor, at::Tensor> images(const at::Tensor& frac, std::array<bool
 }
 
 // (center, ext) pairs of atoms in the same or adjacent bins.
-std::pair<at::Tensor, at::Tensor> candidate_pairs(const at::Tensor& fe, int64_t n_center, const at::Tensor& lo,
-                                                  const at::Tensor& hi, const at::Tensor& rc_frac) {
-  auto span = (hi - lo).clamp_min(0);
-  auto nb = at::floor(span / (rc_frac * (1 + kMargin))).clamp(1, kMaxBins).to(at::kLong);
-  auto width = at::where(span > 0, span / nb, at::ones_like(span));
-  auto b = at::floor((fe - lo) / width).to(at::kLong);
-  b = at::minimum(b.clamp_min(0), nb - 1);  // (M, 3) bin coordinates
-  auto strides = at::stack({nb[1] * nb[2], nb[2], at::ones_like(nb[2])});
-  auto [lin_sorted, order] = at::sort((b * strides).sum(1));
+// Atoms binned by cells of at least rcut (in fractional units); candidate pairs of a range of
+// centers are the atoms of the 27 surrounding bins.
+struct Bins {
+  at::Tensor b, nb, strides, lin_sorted, order;
 
-  auto r = at::arange(-1, 2, b.options());
-  auto offsets = at::cartesian_prod({r, r, r});                    // (27, 3)
-  auto qb = b.index({Slice(0, n_center)}).unsqueeze(1) + offsets;  // (n, 27, 3)
-  auto valid = (qb >= 0).logical_and(qb < nb).all(-1);
-  auto q = (qb * strides).sum(-1).reshape(-1);
-  auto start = at::searchsorted(lin_sorted, q);
-  auto count = (at::searchsorted(lin_sorted, q, false, true) - start) * valid.reshape(-1);
+  Bins(const at::Tensor& fe, const at::Tensor& lo, const at::Tensor& hi, const at::Tensor& rc_frac) {
+    auto span = (hi - lo).clamp_min(0);
+    nb = at::floor(span / (rc_frac * (1 + kMargin))).clamp(1, kMaxBins).to(at::kLong);
+    auto width = at::where(span > 0, span / nb, at::ones_like(span));
+    b = at::floor((fe - lo) / width).to(at::kLong);
+    b = at::minimum(b.clamp_min(0), nb - 1);  // (M, 3) bin coordinates
+    strides = at::stack({nb[1] * nb[2], nb[2], at::ones_like(nb[2])});
+    std::tie(lin_sorted, order) = at::sort((b * strides).sum(1));
+  }
 
-  const int64_t total = count.sum().item<int64_t>();
-  auto center = at::arange(n_center, b.options()).repeat_interleave(27).repeat_interleave(count, 0, total);
-  auto first = at::cumsum(count, 0) - count;
-  auto pos = at::arange(total, b.options()) + (start - first).repeat_interleave(count, 0, total);
-  return {center, order.index({pos})};
-}
+  /// (center, extended atom) candidate pairs of centers [c0, c1).
+  std::pair<at::Tensor, at::Tensor> candidates(int64_t c0, int64_t c1) const {
+    auto r = at::arange(-1, 2, b.options());
+    auto offsets = at::cartesian_prod({r, r, r});                // (27, 3)
+    auto qb = b.index({Slice(c0, c1)}).unsqueeze(1) + offsets;  // (c, 27, 3)
+    auto valid = (qb >= 0).logical_and(qb < nb).all(-1);
+    auto q = (qb * strides).sum(-1).reshape(-1);
+    auto start = at::searchsorted(lin_sorted, q);
+    auto count = (at::searchsorted(lin_sorted, q, false, true) - start) * valid.reshape(-1);
+    const int64_t total = count.sum().item<int64_t>();
+    auto center = at::arange(c0, c1, b.options()).repeat_interleave(27).repeat_interleave(count, 0, total);
+    auto first = at::cumsum(count, 0) - count;
+    auto pos = at::arange(total, b.options()) + (start - first).repeat_interleave(count, 0, total);
+    return {center, order.index({pos})};
+  }
+};
+
+// Centers per block of candidate pairs: candidates are ~6x the real pairs, so the cell list of a
+// large box is built block by block (a few hundred MB at most) instead of all at once.
+constexpr int64_t kCenterBlock = 4096;
 
 Edges frame_edges(const at::Tensor& pos, const at::Tensor& cell_in, std::array<bool, 3> pbc, double rcut,
                   int64_t frame) {
@@ -124,18 +135,24 @@ Edges frame_edges(const at::Tensor& pos, const at::Tensor& cell_in, std::array<b
   auto fe = at::cat({fw, fw.index({owner_img}) + shift_img});
 
   at::Tensor dst, ext;
+  auto cart = at::matmul(fe, cell);
+  const double rc2 = std::pow(rcut * (1 + kMargin), 2);
   if (n > 0) {
     auto lo = at::where(periodic, -rc_frac * (1 + kMargin), std::get<0>(fw.min(0)));
     auto hi = at::where(periodic, 1 + rc_frac * (1 + kMargin), std::get<0>(fw.max(0)));
-    std::tie(dst, ext) = candidate_pairs(fe, n, lo, hi, rc_frac);
+    const Bins bins(fe, lo, hi, rc_frac);
+    std::vector<at::Tensor> dsts, exts;
+    for (int64_t c0 = 0; c0 < n; c0 += kCenterBlock) {
+      auto [d, x] = bins.candidates(c0, std::min(n, c0 + kCenterBlock));
+      auto near = ((cart.index({x}) - cart.index({d})).square().sum(1) < rc2).logical_and(x != d);
+      dsts.push_back(d.index({near}));
+      exts.push_back(x.index({near}));
+    }
+    dst = at::cat(dsts);
+    ext = at::cat(exts);
   } else {
     dst = ext = at::zeros({0}, opt.dtype(at::kLong));
   }
-  auto cart = at::matmul(fe, cell);
-  const double rc2 = std::pow(rcut * (1 + kMargin), 2);
-  auto near = ((cart.index({ext}) - cart.index({dst})).square().sum(1) < rc2).logical_and(ext != dst);
-  dst = dst.index({near});
-  ext = ext.index({near});
   auto src = owner.index({ext});
   auto vec = (pos.index({src}) - pos.index({dst})) + at::matmul(shift.index({ext}) - k.index({dst}), cell);
   auto r = at::linalg_vector_norm(vec, 2, {1});
