@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from lmp_util import NKTV2P, rel, run_lammps, water_system, write_data
-from test_pair_equivariant import RUN0, SKIN, V6, V9, triclinic  # noqa: F401  (fixture)
+from test_pair_equivariant import RUN0, SKIN, V6, V9, nve_on_ranks, triclinic  # noqa: F401  (fixture)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 import dpa4_oracle as d4  # noqa: E402
@@ -67,29 +67,9 @@ def test_run0_matches_deeppot(tmp_path, dpa4_file, triclinic, nprocs):  # noqa: 
 
 
 def test_1_2_3_ranks_same_trajectory(tmp_path, dpa4_file):
-    coords, atype, cell = water_system(16, seed=4)
-    script = f"""
-units metal
-atom_style atomic
-boundary p p p
-read_data data.lmp
-pair_style dpgraph {dpa4_file}
-pair_coeff * * O H
-neighbor {SKIN} bin
-timestep 0.0005
-velocity all create 300 4928 loop geom
-fix 1 all nve
-thermo_style custom step pe ke etotal press pxx pyy pzz pxy pxz pyz
-thermo_modify format float %.15g
-thermo 10
-run 50
-"""
+    coords, atype, cell = water_system(16, seed=4)  # the system nve_on_ranks runs
     th = {}
-    for n in (1, 2, 3):
-        d = tmp_path / f"np{n}"
-        d.mkdir()
-        write_data(d / "data.lmp", coords, atype + 1, cell, [15.999, 1.008])
-        run = run_lammps(d, script, nprocs=n)
+    for n, run in nve_on_ranks(tmp_path, dpa4_file, steps=50).items():
         if n > 1:
             _ghost_layout_ok(run)
         th[n] = run.thermo()

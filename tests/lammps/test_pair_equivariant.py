@@ -122,31 +122,10 @@ def test_triclinic_run0_matches_deeppot(tmp_path, equivariant_model_file, tricli
 def test_1_2_3_ranks_give_the_same_trajectory(tmp_path, equivariant_model_file):
     """100 NVE steps of 48-atom water (16 molecules, a 7.8 Å box: the CI budget) on 1, 2 and 3
     ranks: the same thermo to 1e-8, and step 0 == DeepPot."""
-    coords, atype, cell = water_system(16, seed=4)
-    script = f"""
-units metal
-atom_style atomic
-boundary p p p
-read_data data.lmp
-pair_style dpgraph {equivariant_model_file}
-pair_coeff * * O H
-neighbor {SKIN} bin
-timestep 0.0005
-velocity all create 300 4928 loop geom
-fix 1 all nve
-thermo_style custom step pe ke etotal press pxx pyy pzz pxy pxz pyz
-thermo_modify format float %.15g
-thermo 10
-run 100
-"""
-    runs = {}
-    for n in (1, 2, 3):
-        d = tmp_path / f"np{n}"
-        d.mkdir()
-        write_data(d / "data.lmp", coords, atype + 1, cell, [15.999, 1.008])
-        runs[n] = run_lammps(d, script, nprocs=n)
-        if n > 1:
-            check_message_passing_layout(runs[n], n, np.diag(cell))
+    coords, atype, cell = water_system(16, seed=4)  # the system nve_on_ranks runs
+    runs = nve_on_ranks(tmp_path, equivariant_model_file, steps=100)
+    for n in (2, 3):
+        check_message_passing_layout(runs[n], n, np.diag(cell))
     th = {n: r.thermo() for n, r in runs.items()}
     assert th[1].shape[0] == 11 and np.isfinite(th[1]).all()
     assert abs(th[1][-1, 2] - th[1][0, 2]) > 1e-3 * th[1][0, 2]  # the atoms moved
@@ -155,3 +134,31 @@ run 100
     e = DeepPot(equivariant_model_file).eval(coords[None], cell.reshape(1, 9), atype)[0]
     for n in (1, 2, 3):
         assert rel(th[n][0, 1], e[0, 0]) < 1e-10
+
+
+def nve_on_ranks(tmp_path: Path, model_file, steps: int, ranks=(1, 2, 3)) -> dict:
+    """The same 16-molecule NVE water run on each rank count: {ranks: LAMMPS run}."""
+    coords, atype, cell = water_system(16, seed=4)
+    script = f"""
+units metal
+atom_style atomic
+boundary p p p
+read_data data.lmp
+pair_style dpgraph {model_file}
+pair_coeff * * O H
+neighbor {SKIN} bin
+timestep 0.0005
+velocity all create 300 4928 loop geom
+fix 1 all nve
+thermo_style custom step pe ke etotal press pxx pyy pzz pxy pxz pyz
+thermo_modify format float %.15g
+thermo 10
+run {steps}
+"""
+    runs = {}
+    for n in ranks:
+        d = tmp_path / f"np{n}"
+        d.mkdir()
+        write_data(d / "data.lmp", coords, atype + 1, cell, [15.999, 1.008])
+        runs[n] = run_lammps(d, script, nprocs=n)
+    return runs
