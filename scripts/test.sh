@@ -3,7 +3,7 @@
 # GoogleTest (C++ runtime, via ctest) and pytest (Python, C++ bindings, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
+source scripts/python_env.sh
 bash scripts/install.sh
 # tools installed next to this Python (cmake, ninja, lmp, mpirun) come first
 export PATH="$(dirname "$("$PY" -c 'import sys; print(sys.executable)')"):$PATH"
@@ -14,6 +14,8 @@ if ! dpkg -s libgtest-dev >/dev/null 2>&1; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libgtest-dev >/dev/null
 fi
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+# compiled test packages: cached in build/ (reused by later runs), not in ~/.cache/dpgraph
+export DPGRAPH_CACHE=${DPGRAPH_CACHE:-$PWD/build/test-cache}
 
 # C++: built as a downstream project of the installed package (find_package(dpgraph))
 cmake -S tests/cpp -B build/cpp-tests -G Ninja -DCMAKE_BUILD_TYPE=Release \
@@ -22,6 +24,9 @@ cmake --build build/cpp-tests -j2
 ctest --test-dir build/cpp-tests --output-on-failure
 
 # Python, then LAMMPS (pytest driving lmp/mpirun): from the repo root, against the installed
-# package. Two sessions: each suite has its own conftest module.
-"$PY" -m pytest tests/python -q "$@"
-"$PY" -m pytest tests/lammps -q "$@"
+# package. Two sessions: each suite has its own conftest module. Test files are spread over
+# DPGRAPH_TEST_WORKERS processes (pytest-xdist; default: one per core, at most 2), a file's tests
+# staying in one process so that its compiled fixtures are built once.
+WORKERS=${DPGRAPH_TEST_WORKERS:-$("$PY" -c 'import os; print(min(2, os.cpu_count() or 1))')}
+"$PY" -m pytest tests/python -q -n "$WORKERS" --dist loadfile --durations=15 "$@"
+"$PY" -m pytest tests/lammps -q -n "$WORKERS" --dist loadfile --durations=10 "$@"

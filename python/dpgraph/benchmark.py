@@ -78,7 +78,7 @@ def run_bench(model_spec: str, structure: Structure | None, sizes: list[int], re
             out("note: a .pt2 has no eager twin here; pass the checkpoint (.pt) or 'builtin' for the reference")
     else:
         eager = open_model(model_spec)
-        pkg = open_model(str(cached_export(eager._model)))
+        pkg = open_model(str(cached_export(eager._model, log=out)))
     out(f"model {model_spec}: type_map {pkg.type_map}, rcut {pkg.rcut} Å; package run by the C++ runtime")
     out(f"{'atoms':>8} {'package s':>10} {'atom-steps/s':>13} {'eager s':>9} {'eager/pkg':>9} {'peak RSS GB':>11}")
     rows = []

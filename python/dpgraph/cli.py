@@ -28,6 +28,11 @@ import time
 from pathlib import Path
 
 
+def _progress(line: str) -> None:
+    """One progress line of long work (compiling), on stderr so that stdout stays the result."""
+    print(f"dpgraph: {line}", file=sys.stderr, flush=True)
+
+
 def _load_model(spec: str):
     from .examples import example_config, example_equivariant_config
     from .models import build_model, load_model
@@ -81,7 +86,8 @@ def cmd_export(args) -> int:
     if args.stats:
         _stats_from_systems(model, args.stats)
     t0 = time.perf_counter()
-    out = export_model(model, args.output, portable=args.portable, check=not args.no_check, device=args.device)
+    out = export_model(model, args.output, portable=args.portable, check=not args.no_check, device=args.device,
+                       log=_progress)
     print(f"wrote {out} ({time.perf_counter() - t0:.1f} s; parity with eager checked: {not args.no_check})")
     return 0
 
@@ -122,7 +128,7 @@ def cmd_import_deepmd(args) -> int:
     from .export.cache import cached_export
 
     t0 = time.perf_counter()
-    src = cached_export(model, portable=args.portable, device=args.device)  # compiled once per model, then reused
+    src = cached_export(model, portable=args.portable, device=args.device, log=_progress)  # compiled once, reused
     atomic_copy(src, out, "package")
     print(f"wrote {out} ({time.perf_counter() - t0:.1f} s; parity with eager checked)")
     return 0

@@ -14,7 +14,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .atomic_io import atomic_copy
@@ -22,12 +21,6 @@ from .builtin import builtin_card, load_builtin
 from .export.cache import cached_export
 from .export.package import load_package
 from .graph import build_graph
-
-
-def _alloy(repeat: int, seed: int):
-    from .builtin.emt_data import random_alloy
-
-    return random_alloy(np.random.default_rng(seed), repeat=repeat, x_au=0.5, strain=0.0)
 
 
 def _check_box(model, pkg, atoms) -> float:
@@ -45,14 +38,13 @@ def _check_box(model, pkg, atoms) -> float:
     print(f"energy       {float(out['energy'][0]):.8f} eV ({float(out['energy'][0]) / n:.6f} eV/atom)")
     print(f"package vs eager: max abs difference {diff:.2e}")
     try:
-        from ase.calculators.emt import EMT
+        from .builtin.emt_data import emt_comparison
+
+        cmp = emt_comparison(model, atoms)
     except ImportError:
         return diff
-    atoms = atoms.copy()
-    atoms.calc = EMT()
-    de = (float(out["energy"][0]) - atoms.get_potential_energy()) / n
-    df = np.sqrt(np.mean((out["force"].detach().numpy() - atoms.get_forces()) ** 2))
-    print(f"model vs EMT reference: energy {de * 1e3:+.2f} meV/atom, force RMSE {df:.3f} eV/Å (atoms at rest)")
+    print(f"model vs EMT reference: energy {cmp['de'] * 1e3:+.2f} meV/atom, force RMSE {cmp['force_rmse']:.3f} eV/Å "
+          f"(atoms at rest), pressure {cmp['p_model']:.2f} vs {cmp['p_emt']:.2f} GPa")
     return diff
 
 
@@ -92,13 +84,15 @@ def run_demo(output: str | None = None, repeat: int = 4, md_steps: int = 200, te
     print(f"  type_map {model.type_map}, rcut {model.rcut} Å; test RMSE vs EMT: energy {err['rmse_e'] * 1e3:.2f} "
           f"meV/atom, force {err['rmse_f']:.3f} eV/Å")
     t0 = time.perf_counter()
-    path = cached_export(model)
+    path = cached_export(model, log=lambda line: print(f"  {line}", flush=True))
     print(f"package: {path} ({time.perf_counter() - t0:.1f} s incl. compile on first use)")
     if output:
         atomic_copy(path, output, "package copy")
         print(f"copied to {output}")
     pkg = load_package(path)
-    atoms = _alloy(repeat, seed=1)
+    from .builtin.emt_data import demo_box
+
+    atoms = demo_box(repeat)
     diff = _check_box(model, pkg, atoms)
     if md_steps > 0:
         from .lammps_md import run_md

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,10 @@ import pytest
 
 from dpgraph.export.cache import cached_export
 from lmp_util import make_equivariant_model, make_model
+
+# Compiled packages go to the repository's build/test-cache (kept between runs, ignored by git),
+# never to the user's ~/.cache/dpgraph; DPGRAPH_CACHE overrides.
+os.environ.setdefault("DPGRAPH_CACHE", str(Path(__file__).resolve().parents[2] / "build" / "test-cache"))
 
 
 @pytest.fixture(scope="session")

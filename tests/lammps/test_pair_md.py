@@ -79,6 +79,7 @@ def test_rank_without_atoms(tmp_path, model_file):
     assert rel(three.thermo()[:, 1:], one.thermo()[:, 1:]) < 1e-8
 
 
+@pytest.mark.slow  # 2,000 MD steps; runs in CI too
 def test_nve_energy_conservation(tmp_path, model_file):
     """2,000 steps of 0.5 fs (1 ps) of 96-atom water (32 molecules: the CI budget).
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 
 import pytest
 import torch
 
 from dpgraph.graph import build_graph
 from dpgraph.models import build_model, compute_descriptor_stats
+
+# Compiled packages go to the repository's build/test-cache (kept between runs, ignored by git),
+# never to the user's ~/.cache/dpgraph; DPGRAPH_CACHE overrides.
+os.environ.setdefault("DPGRAPH_CACHE", str(Path(__file__).resolve().parents[2] / "build" / "test-cache"))
 
 SMALL = {
     "type_map": ["O", "H"],

@@ -332,18 +332,26 @@ def test_stripped_type_embedding_alias():
 
 
 # -------------------------------------------------------------- resnet_dt
-def test_resnet_dt_adds_timestep_parameters():
+def test_resnet_dt_adds_timestep_parameters_where_a_skip_exists():
     plain = descriptor(tebd_input_mode="strip")
     assert all(layer.idt is None for layer in plain.embeddings)
     d = descriptor(resnet_dt=True, tebd_input_mode="strip")
+    n_dt = 0
     for net in (d.embeddings, d.embeddings_strip):
         for layer in net:
-            assert isinstance(layer.idt, torch.nn.Parameter) and layer.idt.shape == (layer.n_out,)
-    assert any(k.endswith(".idt") for k in d.state_dict())
-    # y = x + idt * act(...): the first layer (no residual) is scaled by idt
-    layer = d.embeddings[0]
+            if layer.n_out in (layer.n_in, 2 * layer.n_in):  # deepmd-kit's rule: idt only with a skip
+                assert isinstance(layer.idt, torch.nn.Parameter) and layer.idt.shape == (layer.n_out,)
+                n_dt += 1
+            else:
+                assert layer.idt is None, (layer.n_in, layer.n_out)
+    assert n_dt >= 2
+    # the first layer (1 -> 8, no skip) is a plain activation; a doubling layer is x2 + idt * act(...)
+    first = d.embeddings[0]
+    x = torch.randn(5, first.n_in, dtype=torch.float64)
+    torch.testing.assert_close(first(x), torch.tanh(x @ first.w + first.b))
+    layer = d.embeddings[1]
     x = torch.randn(5, layer.n_in, dtype=torch.float64)
-    torch.testing.assert_close(layer(x), torch.tanh(x @ layer.w + layer.b) * layer.idt)
+    torch.testing.assert_close(layer(x), torch.tanh(x @ layer.w + layer.b) * layer.idt + torch.cat([x, x], -1))
     assert_changes(e_of(resnet_dt=True))
 
 

@@ -112,3 +112,40 @@ def write_system(frames, path: str | Path) -> list[Path]:
             np.save(d / "set.000" / f"{key}.npy", arr)
         out.append(d)
     return out
+
+
+EV_PER_A3_IN_GPA = 160.21766208
+
+
+def demo_box(repeat: int = 4, seed: int = 1):
+    """The box ``dpgraph demo`` runs: 4 x 4 x 4 fcc cells (256 atoms) of Cu50Au50, unstrained."""
+    return random_alloy(np.random.default_rng(seed), repeat=repeat, x_au=0.5, strain=0.0)
+
+
+def emt_comparison(model, atoms) -> dict[str, float]:
+    """A model (eager :class:`~dpgraph.models.EnergyModel`) against EMT on one periodic box.
+
+    Returns ``de`` (eV/atom, model - EMT), ``force_rmse`` (eV/Å) and the
+    pressures ``p_model`` / ``p_emt`` (GPa, ``P = tr(virial) / (3 V)``, positive
+    under compression).
+    """
+    _require_ase()
+    import torch
+    from ase.calculators.emt import EMT
+
+    from ..graph import build_graph
+
+    types = torch.tensor([model.type_map.index(s) for s in atoms.get_chemical_symbols()])
+    g = build_graph(torch.tensor(atoms.positions, dtype=model.dtype), types,
+                    cell=torch.tensor(atoms.cell.array, dtype=model.dtype), rcut=model.rcut)
+    out = model.evaluate(g)
+    ref = atoms.copy()
+    ref.calc = EMT()
+    n, volume = len(atoms), atoms.get_volume()
+    p_model = float(out["virial"].detach().reshape(3, 3).trace()) / (3 * volume) * EV_PER_A3_IN_GPA
+    p_emt = -float(np.trace(ref.get_stress(voigt=False))) / 3 * EV_PER_A3_IN_GPA
+    return {
+        "de": (float(out["energy"][0]) - ref.get_potential_energy()) / n,
+        "force_rmse": float(np.sqrt(np.mean((out["force"].detach().numpy() - ref.get_forces()) ** 2))),
+        "p_model": p_model, "p_emt": p_emt,
+    }

@@ -37,8 +37,8 @@ class GatedAttentionLayer(nn.Module):
         self.dotr, self.smooth, self.normalize = dotr, smooth, normalize
         # deepmd-kit: scaling = temperature if given, else (head_dim * scaling_factor) ** -0.5
         self.scaling = float(temperature) if temperature is not None else (hidden_dim * scaling_factor) ** -0.5
-        self.in_proj = DenseLayer(embed_dim, 3 * hidden_dim, None, True, False, False, dtype, generator)
-        self.out_proj = DenseLayer(hidden_dim, embed_dim, None, True, False, False, dtype, generator)
+        self.in_proj = DenseLayer(embed_dim, 3 * hidden_dim, dtype=dtype, generator=generator)
+        self.out_proj = DenseLayer(hidden_dim, embed_dim, dtype=dtype, generator=generator)
 
     def _qkv(self, x):
         q, k, v = self.in_proj(x).chunk(3, dim=-1)

@@ -153,12 +153,14 @@ class DescrptSeAtten(nn.Module):
 
         gen = torch.Generator().manual_seed(_seed_int(seed)) if seed is not None else None
         dt = self.dtype
-        self.type_embedding = TypeEmbedNet(ntypes, tebd_dim, use_tebd_bias, dt, gen)
+        self.type_embedding = TypeEmbedNet(ntypes, tebd_dim, use_tebd_bias=use_tebd_bias, dtype=dt, generator=gen)
         tebd_in = tebd_dim if type_one_side else 2 * tebd_dim
         embd_in = 1 + tebd_in if tebd_input_mode == "concat" else 1
-        self.embeddings = EmbeddingNet(embd_in, self.neuron, activation_function, resnet_dt, True, dt, gen)
+        self.embeddings = EmbeddingNet(embd_in, self.neuron, activation_function, resnet_dt=resnet_dt, dtype=dt,
+                                       generator=gen)
         self.embeddings_strip = (
-            EmbeddingNet(tebd_in, self.neuron, activation_function, resnet_dt, True, dt, gen)
+            EmbeddingNet(tebd_in, self.neuron, activation_function, resnet_dt=resnet_dt, dtype=dt,
+                         generator=gen)
             if tebd_input_mode == "strip"
             else None
         )

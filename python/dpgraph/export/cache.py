@@ -2,11 +2,14 @@
 
 Key: the model's config and weights, the dpgraph sources that shape the
 compiled graph, torch version, device and target ISA. Location:
-``$DPGRAPH_CACHE`` or ``~/.cache/dpgraph``.
+``$DPGRAPH_CACHE`` or ``~/.cache/dpgraph``. Processes asking for the same
+package at once (parallel test workers, several ranks) wait on a lock file
+while the first one compiles, then share its package.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -45,11 +48,21 @@ def model_key(model, portable: bool = False, device: str = "cpu") -> str:
     return h.hexdigest()[:24]
 
 
-def cached_export(model, portable: bool = False, check: bool = True, device: str = "cpu") -> Path:
-    """Path of ``model``'s package for ``device``, compiling it on the first request only."""
+def cached_export(model, portable: bool = False, check: bool = True, device: str = "cpu", log=None) -> Path:
+    """Path of ``model``'s package for ``device``, compiling it on the first request only.
+
+    ``log``: a callable given progress lines while compiling (see ``export_model``).
+    """
     path = cache_dir() / f"{model_key(model, portable, device)}.pt2"
-    if not path.exists():
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.pt2")
-        export_model(model, tmp, portable=portable, check=check, device=device)
-        os.replace(tmp, path)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one compile per package; the others wait for it
+        if not path.exists():
+            if log:
+                log(f"no cached package in {path.parent}")
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.pt2")
+            export_model(model, tmp, portable=portable, check=check, device=device, log=log)
+            os.replace(tmp, path)
     return path

@@ -11,6 +11,7 @@ fails the export.
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,8 +82,11 @@ def _isa(isa: str | None):
 
 def export_model(model: EnergyModel, path: str | Path, portable: bool = False, check: bool = True,
                  check_graphs: list[NeighborGraph] | None = None, rtol: float | None = None,
-                 device: str = "cpu") -> Path:
+                 device: str = "cpu", log=None) -> Path:
     """Compile ``model`` to ``path`` (``.pt2``), atomically; return the path (see :func:`_export_model`).
+
+    ``log``: a callable given one line per stage (what runs and how long it usually takes);
+    None is silent.
 
     The package is compiled and checked in a temporary file next to ``path`` and renamed over it
     only if that succeeds: a failed check or an interrupted export leaves an existing package as it
@@ -93,7 +97,7 @@ def export_model(model: EnergyModel, path: str | Path, portable: bool = False, c
         raise ValueError(f"the package file must end in .pt2, got {path.name}")
     check_output_path(path, "package")
     with atomic_write(path, check=read_metadata, what="package") as tmp:
-        _export_model(model, tmp, portable, check, check_graphs, rtol, device)
+        _export_model(model, tmp, portable, check, check_graphs, rtol, device, log)
     return path
 
 
@@ -105,6 +109,7 @@ def _export_model(
     check_graphs: list[NeighborGraph] | None = None,
     rtol: float | None = None,
     device: str = "cpu",
+    log=None,
 ) -> Path:
     """Compile ``model`` to ``path`` (``.pt2``); return the path.
 
@@ -122,6 +127,10 @@ def _export_model(
     path.parent.mkdir(parents=True, exist_ok=True)
     isa = PORTABLE_ISA if portable else torch.backends.cpu.get_cpu_capability().lower()
     home = next(model.parameters()).device
+    log = log or (lambda _line: None)
+    t0 = time.perf_counter()
+    log(f"compiling {type(model.descriptor).__name__} for {device}: torch.export, then AOTInductor's C++ build "
+        "(usually 40-130 s on a CPU, up to 8 min for DPA4; compiled once, then cached)")
     model = model.to(device)
     try:
         with warnings.catch_warnings():  # torch-internal deprecation chatter of the export stack
@@ -137,6 +146,7 @@ def _export_model(
         out = torch._inductor.aoti_compile_and_package(
             ep, package_path=str(path), inductor_configs={"aot_inductor.metadata": meta}
         )
+    log(f"compiled in {time.perf_counter() - t0:.0f} s" + ("; checking the package against eager" if check else ""))
     if check:
         check_package(model, out, check_graphs, rtol)
     return Path(out)

@@ -275,15 +275,16 @@ def _load_layer(layer, node: _Node, dtype: torch.dtype) -> None:
     if _effective_resnet(node.get("resnet", False), n_in, n_out) != _effective_resnet(layer.resnet, n_in, n_out):
         raise ValueError(f"{node.sub('resnet')} = {node.get('resnet')} does not match the network layout")
     layer.w.copy_(torch.as_tensor(w, dtype=torch.float64).to(dtype))
-    for name, fill in (("b", 0.0), ("idt", 1.0)):
+    for name in ("b", "idt"):  # dpgraph builds the same parameters as deepmd-kit: no neutral fill-ins
         val = var.get(name)
         mine = getattr(layer, name)
         if val is None:
-            if mine is not None:  # absent in deepmd-kit: the neutral value is exact
-                mine.fill_(fill)
+            if mine is not None:
+                raise ValueError(f"{var.sub(name)} is absent but dpgraph's layer ({n_in} -> {n_out}) has one: "
+                                 "the network configs differ")
             continue
         if mine is None:
-            raise ValueError(f"{var.sub(name)} is set but dpgraph's layer has no {name}")
+            raise ValueError(f"{var.sub(name)} is set but dpgraph's layer ({n_in} -> {n_out}) has no {name}")
         arr = _array(val, var.sub(name)).reshape(-1)
         if arr.shape[0] != mine.shape[0]:
             raise ValueError(f"{var.sub(name)} has {arr.shape[0]} entries, expected {mine.shape[0]}")

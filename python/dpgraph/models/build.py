@@ -10,8 +10,11 @@ Model-level ``atom_exclude_types`` (those atoms get zero atom energy) and
 ``pair_exclude_types`` (those type pairs are no neighbors) are accepted as in
 deepmd-kit.
 
-A checkpoint is ``torch.save({"format": "dpgraph-checkpoint", "version": 1,
-"config": config, "state_dict": ...})``.
+A checkpoint is ``torch.save({"format": "dpgraph-checkpoint", "version": 2,
+"config": config, "state_dict": ...})``. Version 2 is deepmd-kit's network
+definition (a timestep ``idt`` only on layers with a skip connection, a fixed
+``bias_atom_e``); a version-1 checkpoint loads when it has no ``idt`` on a
+layer without a skip, and is refused with a message otherwise.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from .dpa4_fitting import DPA4EnergyFitting
 from .fitting import EnergyFitting
 
 CHECKPOINT_FORMAT = "dpgraph-checkpoint"
+CHECKPOINT_VERSION = 2
 
 
 def build_model(config: dict) -> EnergyModel:
@@ -88,7 +92,8 @@ def save_checkpoint(model: EnergyModel, path: str | Path) -> None:
 
     with atomic_write(path, check=read_checkpoint, what="checkpoint") as tmp:
         torch.save(
-            {"format": CHECKPOINT_FORMAT, "version": 1, "config": model.config, "state_dict": model.state_dict()},
+            {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": model.config,
+             "state_dict": model.state_dict()},
             str(tmp),
         )
 
@@ -122,5 +127,28 @@ def load_model(path: str | Path) -> EnergyModel:
         return build_model(cfg.get("model", cfg))
     ckpt = read_checkpoint(path, "a dpgraph checkpoint or JSON config")
     model = build_model(ckpt["config"])
-    model.load_state_dict(ckpt["state_dict"])
+    load_weights(model, ckpt, path)
     return model
+
+
+def load_weights(model: EnergyModel, ckpt: dict, path) -> None:
+    """Copy a checkpoint's weights into ``model`` (built from its config).
+
+    Version-1 checkpoints (dpgraph's network before it followed deepmd-kit's)
+    load exactly unless a layer without a skip connection carries an ``idt``:
+    that product cannot be folded into other weights, so it is refused.
+    """
+    version = int(ckpt.get("version", 1))
+    if version > CHECKPOINT_VERSION:
+        raise ValueError(f"{path} is a version-{version} checkpoint; this dpgraph reads versions up to "
+                         f"{CHECKPOINT_VERSION}: upgrade dpgraph")
+    state = ckpt["state_dict"]
+    mine = model.state_dict()
+    stray = sorted(k for k in state if k.endswith(".idt") and k not in mine)
+    if stray:
+        raise ValueError(
+            f"{path} is a version-{version} checkpoint whose layers {', '.join(stray[:3])} carry a timestep "
+            "'idt' without a skip connection (dpgraph's network before version 2; deepmd-kit has no such "
+            "parameter). It cannot be converted exactly: retrain from its config with 'dpgraph train', or "
+            "re-import the deepmd-kit model it came from")
+    model.load_state_dict(state)

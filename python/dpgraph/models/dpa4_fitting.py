@@ -63,7 +63,7 @@ class DPA4EnergyFitting(nn.Module):
         self.output_layer = nn.Module()
         self.output_layer.matrix = nn.Parameter(torch.zeros(d, 1, dtype=dt))
         self.output_layer.bias = nn.Parameter(torch.zeros(1, dtype=dt)) if bias_out else None
-        self.bias_atom_e = nn.Parameter(torch.zeros(ntypes, dtype=dt))
+        self.register_buffer("bias_atom_e", torch.zeros(ntypes, dtype=dt))  # fixed, as deepmd-kit's
         train = trainable if isinstance(trainable, bool) else all(trainable)
         if not train:
             for p in self.parameters():

@@ -29,7 +29,8 @@ class EnergyModel(nn.Module):
     """Descriptor + fitting -> the five ABI outputs.
 
     ``out_bias`` (ntypes,) eV is added to every atom energy (deepmd-kit's
-    output statistics); the fitting's ``bias_atom_e`` is separate and trainable.
+    output statistics); the fitting's fixed ``bias_atom_e`` is added on top (zero
+    unless imported).
     ``atom_exclude_types`` (deepmd-kit's model key): atoms of these types get
     zero atom energy (they still act as neighbors).
     """

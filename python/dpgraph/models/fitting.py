@@ -2,7 +2,8 @@
 
 deepmd-kit's ``ener`` fitting for mixed-type descriptors: one
 :class:`~dpgraph.nn.FittingNet` shared by all types (the type information
-enters through the descriptor) plus a per-type energy bias ``bias_atom_e``.
+enters through the descriptor) plus a fixed (untrained) per-type energy bias ``bias_atom_e``, a buffer as
+in deepmd-kit.
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ class EnergyFitting(nn.Module):
         self.rcond = rcond
         self.dtype = resolve_precision(precision)
         gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
-        self.net = FittingNet(dim_descrpt, 1, neuron, activation_function, resnet_dt, True, self.dtype, gen)
-        self.bias_atom_e = nn.Parameter(torch.zeros(ntypes, dtype=self.dtype))
+        self.net = FittingNet(dim_descrpt, 1, neuron, activation_function, resnet_dt=resnet_dt, dtype=self.dtype,
+                              generator=gen)
+        # a fixed per-type energy (eV), as deepmd-kit's buffer: set by import, never trained
+        self.register_buffer("bias_atom_e", torch.zeros(ntypes, dtype=self.dtype))
         train = trainable if isinstance(trainable, bool) else all(trainable)
         if not train:
             for p in self.parameters():

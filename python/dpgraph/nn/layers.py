@@ -1,10 +1,12 @@
 """Dense layers and networks with deepmd-kit's semantics.
 
-A :class:`DenseLayer` computes ``y = act(x @ w + b)``, optionally times a
-per-feature timestep ``idt`` (``resnet_dt``), plus a residual ``x`` when the
-layer keeps the width, or ``[x, x]`` when it doubles it. deepmd-kit applies this
-rule in embedding and fitting nets alike, so importing its weights reproduces
-its numbers.
+A :class:`DenseLayer` computes ``y = act(x @ w + b)``, plus a residual ``x``
+when the layer keeps the width, or ``[x, x]`` when it doubles it. With
+``resnet_dt`` the activated output is first scaled by a per-feature timestep
+``idt``, and only on layers whose widths allow that skip connection (a layer
+such as 136 -> 32 has neither the skip nor an ``idt``). deepmd-kit builds its
+embedding and fitting nets by this rule, so a fresh dpgraph network has exactly
+deepmd-kit's parameters and importing its weights reproduces its numbers.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ def _normal(shape, std: float, mean: float, gen: torch.Generator | None, dtype) 
     return t.to(dtype)
 
 
+def has_skip_widths(n_in: int, n_out: int) -> bool:
+    """Whether a residual layer n_in -> n_out has a skip connection (same or doubled width)."""
+    return n_out == n_in or n_out == 2 * n_in
+
+
 class DenseLayer(nn.Module):
     """One layer: (..., n_in) -> (..., n_out).
 
@@ -33,7 +40,8 @@ class DenseLayer(nn.Module):
     activation : deepmd-kit activation name (None: identity)
     bias : learn a bias
     resnet : add the identity (n_out == n_in) or the doubled input (n_out == 2 n_in)
-    use_timestep : multiply the activated output by a learned ``idt`` (resnet_dt)
+    use_timestep : multiply the activated output by a learned ``idt`` (resnet_dt);
+        honoured only where ``n_out`` is ``n_in`` or ``2 n_in`` (deepmd-kit's rule)
     """
 
     def __init__(
@@ -41,6 +49,7 @@ class DenseLayer(nn.Module):
         n_in: int,
         n_out: int,
         activation: str | None = None,
+        *,
         bias: bool = True,
         resnet: bool = False,
         use_timestep: bool = False,
@@ -54,7 +63,8 @@ class DenseLayer(nn.Module):
         self.resnet = resnet
         self.w = nn.Parameter(_normal((n_in, n_out), 1.0 / math.sqrt(n_in + n_out), 0.0, generator, dtype))
         self.b = nn.Parameter(_normal((n_out,), 1.0, 0.0, generator, dtype)) if bias else None
-        self.idt = nn.Parameter(_normal((n_out,), 0.001, 0.1, generator, dtype)) if use_timestep else None
+        has_dt = use_timestep and has_skip_widths(n_in, n_out)
+        self.idt = nn.Parameter(_normal((n_out,), 0.001, 0.1, generator, dtype)) if has_dt else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x @ self.w
@@ -78,6 +88,7 @@ class EmbeddingNet(nn.Sequential):
         n_in: int,
         neuron: Sequence[int],
         activation: str = "tanh",
+        *,
         resnet_dt: bool = False,
         bias: bool = True,
         dtype: torch.dtype = torch.float64,
@@ -86,7 +97,8 @@ class EmbeddingNet(nn.Sequential):
         widths = [n_in, *neuron]
         super().__init__(
             *[
-                DenseLayer(a, b, activation, bias, True, resnet_dt, dtype, generator)
+                DenseLayer(a, b, activation, bias=bias, resnet=True, use_timestep=resnet_dt, dtype=dtype,
+                           generator=generator)
                 for a, b in zip(widths[:-1], widths[1:])
             ]
         )
@@ -102,6 +114,7 @@ class FittingNet(nn.Sequential):
         n_out: int,
         neuron: Sequence[int],
         activation: str = "tanh",
+        *,
         resnet_dt: bool = True,
         bias_out: bool = True,
         dtype: torch.dtype = torch.float64,
@@ -109,10 +122,10 @@ class FittingNet(nn.Sequential):
     ):
         widths = [n_in, *neuron]
         layers = [
-            DenseLayer(a, b, activation, True, True, resnet_dt, dtype, generator)
+            DenseLayer(a, b, activation, resnet=True, use_timestep=resnet_dt, dtype=dtype, generator=generator)
             for a, b in zip(widths[:-1], widths[1:])
         ]
-        layers.append(DenseLayer(widths[-1], n_out, None, bias_out, False, False, dtype, generator))
+        layers.append(DenseLayer(widths[-1], n_out, None, bias=bias_out, dtype=dtype, generator=generator))
         super().__init__(*layers)
         self.n_in, self.n_out = n_in, n_out
 
@@ -128,13 +141,15 @@ class TypeEmbedNet(nn.Module):
         self,
         ntypes: int,
         tebd_dim: int,
+        *,
         use_tebd_bias: bool = False,
         dtype: torch.dtype = torch.float64,
         generator: torch.Generator | None = None,
     ):
         super().__init__()
         self.ntypes, self.tebd_dim = ntypes, tebd_dim
-        self.embedding_net = EmbeddingNet(ntypes, [tebd_dim], "linear", False, use_tebd_bias, dtype, generator)
+        self.embedding_net = EmbeddingNet(ntypes, [tebd_dim], "linear", bias=use_tebd_bias, dtype=dtype,
+                                          generator=generator)
 
     def forward(self) -> torch.Tensor:
         w = self.embedding_net[0].w

@@ -4,7 +4,7 @@ lcurve log, progress bar, checkpoints and bit-for-bit resume.
 A training checkpoint is a normal dpgraph checkpoint (``load_model`` and
 ``dpgraph export``/``test`` read it) with an extra ``training`` entry::
 
-    {"format": "dpgraph-checkpoint", "version": 1, "config": model config,
+    {"format": "dpgraph-checkpoint", "version": 2, "config": model config,
      "state_dict": model weights and statistics,
      "training": {"step": completed steps, "input": normalized input (JSON),
                   "optimizer": Adam state, "sampler": batch RNG state (JSON),
@@ -26,7 +26,7 @@ import torch
 
 from ..atomic_io import atomic_copy, atomic_write
 from ..models import build_model
-from ..models.build import CHECKPOINT_FORMAT, read_checkpoint
+from ..models.build import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_weights, read_checkpoint
 from .batch import BatchSampler
 from .config import normalize_input
 from .data import LabelledSystem, load_systems
@@ -65,7 +65,7 @@ class Trainer:
         if restart is not None:
             ckpt = load_training_checkpoint(restart)
             self.model = build_model(ckpt["config"])
-            self.model.load_state_dict(ckpt["state_dict"])
+            load_weights(self.model, ckpt, restart)
         else:
             self.model = build_model(self.input["model"])
         type_map, rcut, dtype = self.model.type_map, self.model.rcut, self.model.dtype
@@ -143,7 +143,7 @@ class Trainer:
     # ------------------------------------------------------------ checkpoint
     def checkpoint_dict(self) -> dict:
         return {
-            "format": CHECKPOINT_FORMAT, "version": 1, "config": self.model.config,
+            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": self.model.config,
             "state_dict": self.model.state_dict(),
             "training": {
                 "step": self.step, "input": json.dumps(self.input), "optimizer": self.optimizer.state_dict(),
@@ -218,6 +218,10 @@ def load_training_checkpoint(path: str | Path) -> dict:
     ckpt = read_checkpoint(path)
     if "training" not in ckpt:
         raise ValueError(f"{path} has no training state (a model-only checkpoint); it cannot be resumed")
+    if int(ckpt.get("version", 1)) < CHECKPOINT_VERSION:
+        raise ValueError(f"{path} is a version-{ckpt.get('version', 1)} training checkpoint: its optimizer state "
+                         "belongs to dpgraph's older network (a trainable bias_atom_e) and cannot be resumed; "
+                         "start a new training")
     return ckpt
 
 
