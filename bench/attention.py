@@ -11,7 +11,7 @@ through /proc/self/clear_refs), so it includes everything the evaluation
 allocates. The oracle stores every (query edge, key edge) pair of a center:
 where its predicted peak exceeds ``--budget-gb`` it is not run and the
 prediction (linear in size, from the last size that ran) is printed instead.
-The workers call :func:`dpgraph.tune_allocator` (see :mod:`dpgraph.runtime`).
+The workers call :func:`dpgraph.tune_allocator` (see :mod:`dpgraph.allocator`).
 
     python bench/attention.py [--sizes 192 1536 12288] [--threads 2]
 """
@@ -70,7 +70,7 @@ def worker(n_atoms: int, impl: str, threads: int, repeat: int) -> dict:
     # peak: growth of the resident set over all runs from before the first one (the
     # tuned allocator keeps freed memory, so later runs reuse it); time: best run,
     # the first excluded as warm-up when there are several
-    if n_atoms < TUNE_BELOW_ATOMS:  # see dpgraph.runtime: large tensors page-fault anew otherwise
+    if n_atoms < TUNE_BELOW_ATOMS:  # see dpgraph.allocator: large tensors page-fault anew otherwise
         dpgraph.tune_allocator()
     _reset_peak()
     base = _rss_peak_kb()

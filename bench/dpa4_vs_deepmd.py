@@ -87,7 +87,7 @@ def worker(backend: str, n_atoms: int, repeat: int, dp_path: str, pt2: str) -> d
 
     import dpgraph
 
-    dpgraph.tune_allocator()  # every worker, deepmd-kit's too: large tensors from the heap (see dpgraph.runtime)
+    dpgraph.tune_allocator()  # every worker, deepmd-kit's too: large tensors from the heap (see dpgraph.allocator)
 
     coords, atype, cell = water(n_atoms)
     if backend == "deepmd":

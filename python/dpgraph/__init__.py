@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__version__ = "0.1.0"
-ABI_VERSION = 1
+from ._version import __version__
 
 
 def _check_torch() -> None:
@@ -30,11 +29,12 @@ def _check_torch() -> None:
 
 _check_torch()
 
-from .runtime import tune_allocator, tune_from_environment  # noqa: E402
+from .allocator import tune_allocator, tune_from_environment  # noqa: E402
 
 tune_from_environment()
 
 from .graph import NeighborGraph  # noqa: E402
+from .graph.neighbor_graph import ABI_VERSION  # noqa: E402  (defined once, with the graph it versions)
 
 __all__ = ["NeighborGraph", "DeepPot", "ABI_VERSION", "__version__", "load_package", "tune_allocator",
            "cmake_prefix_path"]

@@ -319,9 +319,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", default="lcurve.png")
     p.set_defaults(func=cmd_plot_lcurve)
     args = parser.parse_args(argv)
-    from .runtime import tune_allocator
-
-    tune_allocator()
     try:
         return args.func(args)
     except Exception as err:  # every failure: one line on stderr, exit code 2

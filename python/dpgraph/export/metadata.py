@@ -40,7 +40,7 @@ INPUTS = ("atype", "n_node", "edge_index", "edge_vec", "edge_mask")
 
 
 def build_metadata(model, cpu_isa: str, device: str = "cpu") -> dict[str, str]:
-    from .. import __version__
+    from .._version import __version__
 
     return {
         "dpgraph.format": FORMAT,

@@ -4,14 +4,17 @@ glibc serves every allocation above 32 MB with a fresh ``mmap`` and returns it
 on free, so each large tensor of an evaluation is page-faulted in anew: on the
 2-core test machine that made one 1,536-atom evaluation 2.3x slower (30 s vs
 13 s, measured). :func:`tune_allocator` keeps freed memory in the heap instead
-(like a caching allocator: the process keeps its peak resident size). The
-``dpgraph`` command line calls it; library users opt in by calling it or by
-setting ``DPGRAPH_TUNE_MALLOC=1`` before ``import dpgraph``.
+(like a caching allocator: the process keeps its peak resident size).
+
+One default for Python and C++: ``import dpgraph`` and the C++ runtime (at
+model load, ``cpp/src/allocator.cpp``) both tune the allocator unless the
+environment sets ``DPGRAPH_TUNE_MALLOC=0``.
 
 Trade-off: the heap cannot return memory and fragments. Near the memory limit
-that costs more than it saves (12,288 water atoms, full-size DPA1, eager: out
-of memory on 24 GB with it, 22.5 GB peak without), so leave it off for the
-largest systems a machine can hold.
+that costs more than it saves (12,288 water atoms, full-size DPA1, eager,
+before chunked evaluation: out of memory on 24 GB with it, 22.5 GB peak
+without), so set ``DPGRAPH_TUNE_MALLOC=0`` for the largest systems a machine
+can hold.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ def tune_allocator() -> bool:
     return _done
 
 
-def tune_from_environment() -> None:
-    if os.environ.get("DPGRAPH_TUNE_MALLOC", "") not in ("", "0"):
-        tune_allocator()
+def tune_from_environment() -> bool:
+    """Tune unless ``DPGRAPH_TUNE_MALLOC=0`` (the C++ runtime's rule); True if tuned."""
+    if os.environ.get("DPGRAPH_TUNE_MALLOC", "").strip() == "0":
+        return False
+    return tune_allocator()
