@@ -1,5 +1,5 @@
 // The NeighborGraph: the whole input of an exported dpgraph model (ABI v1,
-// DESIGN.md section 1). Five tensors, in this order:
+// docs/design.md, section "The ABI"). Five tensors, in this order:
 //
 //   atype      (N,)    int64  model type index of each node
 //   n_node     (nf, 2) int64  per frame [nodes, owned nodes]; owned first
