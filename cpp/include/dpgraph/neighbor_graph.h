@@ -8,8 +8,9 @@
 //   edge_mask  (E,)    bool   true for real edges
 //
 // Real edges are sorted by dst; the last >= 2 edges are masked padding.
-// Masked edges elsewhere (e.g. pairs that left the cutoff while a cached
-// topology is reused) contribute exactly zero.
+// Masked edges elsewhere are tolerated and contribute exactly zero (the
+// builders do not produce them; the neighbor-list graph drops pairs beyond
+// the cutoff instead).
 #pragma once
 
 #include <ATen/ATen.h>
