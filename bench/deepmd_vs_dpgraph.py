@@ -327,7 +327,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=0, help="timed evaluations (default 5 below 1,000 atoms, else 3)")
     ap.add_argument("--budget-gb", type=float, default=10.0, help="kill a worker whose resident set exceeds this")
     ap.add_argument("--graph-budget-gb", type=float, default=6.0,
-                    help="the same for deepmd-kit's graph route (> 20 GB at 192 atoms per issue 5)")
+                    help="the same for deepmd-kit's graph route (it materializes every neighbor pair: > 20 GB at 192 atoms)")
     ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=list(BACKENDS))
     ap.add_argument("--semantics", choices=["dense", "carry-all"], default="dense",
