@@ -4,8 +4,10 @@ Full-size DPA1 (sel 120, neuron 25-50-100, axis 16, tebd 8, attn 128 x 2,
 dotr, smooth, fitting 240 x 3, float64), randomly initialized by deepmd-kit
 itself with descriptor statistics from the data, imported into dpgraph with
 :func:`dpgraph.interop.deepmd.from_serialized`. Systems: the first 192-atom
-frame of ``../shared/data/water/data_0`` and its 2 x 2 x 2 replica (1,536
-atoms). One evaluation = energy + forces + virial from coordinates (neighbor
+frame of ``data_0`` of deepmd-kit's water example data (``examples/water/data``
+in the deepmd-kit repository; found at ``$DPGRAPH_WATER_DATA``, default
+``../shared/data/water`` relative to the repository root) and its 2 x 2 x 2
+replica (1,536 atoms). One evaluation = energy + forces + virial from coordinates (neighbor
 list / graph construction included, as a user of either code pays it).
 
 Backends (:data:`BACKENDS`, one subprocess per measurement):
@@ -48,7 +50,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "water" / "data_0"
+# deepmd-kit's water example data (examples/water/data): $DPGRAPH_WATER_DATA, else shared/data/water
+# next to the repository checkout
+DATA = Path(os.environ.get("DPGRAPH_WATER_DATA") or ROOT.parent / "shared" / "data" / "water") / "data_0"
 
 DEEPMD_CONFIG = {
     "type_map": ["O", "H"],
@@ -327,7 +331,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=0, help="timed evaluations (default 5 below 1,000 atoms, else 3)")
     ap.add_argument("--budget-gb", type=float, default=10.0, help="kill a worker whose resident set exceeds this")
     ap.add_argument("--graph-budget-gb", type=float, default=6.0,
-                    help="the same for deepmd-kit's graph route (> 20 GB at 192 atoms per issue 5)")
+                    help="the same for deepmd-kit's graph route (it materializes every neighbor pair: > 20 GB at 192 atoms)")
     ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=list(BACKENDS))
     ap.add_argument("--semantics", choices=["dense", "carry-all"], default="dense",

@@ -1,6 +1,7 @@
 // pair_style dpgraph: a dpgraph `.pt2` model as a LAMMPS pair style.
 //
-//   pair_style dpgraph model.pt2 [model2.pt2 ...] [out_file md.out] [out_freq 10] [atomic] [relative eps]
+//   pair_style dpgraph model.pt2 [model2.pt2 ...] [out_file model_devi.out] [out_freq 10] [atomic] [relative eps]
+//                      [memory MB]
 //   pair_coeff * * O H            (LAMMPS type i -> model type name; NULL = not handled here)
 //
 // One rank: periodic images (ghosts) are folded onto their owners (for a

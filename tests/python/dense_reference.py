@@ -21,8 +21,9 @@ Layout and semantics (deepmd-kit):
 
   NOTE: with ``davg != 0`` deepmd-kit's padded slots carry
   ``rr = (0 - davg)/dstd`` into the embedding and the final ``R^T G`` sum; the
-  dpgraph graph route leaves that out (DESIGN.md section 3). This reference
-  reproduces deepmd-kit faithfully, so the graph route can only match it with
+  dpgraph graph route (carry-all) has no padded slots and leaves that out
+  (docs/design.md, "Semantics"). This reference reproduces deepmd-kit
+  faithfully, so the graph route can only match it with
   ``davg == 0`` (set_davg_zero-like statistics); the tests use that.
 * excluded real neighbors then get nlist -1 semantics (sw = 0, masked in the
   attention, type index of atom 0), exactly as deepmd-kit.

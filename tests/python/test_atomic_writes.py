@@ -1,4 +1,4 @@
-"""Writes that can destroy a user's file are atomic (issue 14, item 3): packages, checkpoints,
+"""Writes that can destroy a user's file are atomic: packages, checkpoints,
 `dpgraph eval` results. A failed or interrupted write leaves the previous file byte for byte."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`dpgraph` refuses bad paths and inputs early, naming the problem (issue 14, item 8): output
+"""`dpgraph` refuses bad paths and inputs early, naming the problem: output
 paths and formats are validated before any model is loaded or structure evaluated."""
 
 from __future__ import annotations

@@ -718,8 +718,9 @@ def test_ase_stress_is_strain_derivative(fp64, name):
 
 @needs_ase
 def test_ase_md_conserves_energy(fp64):
-    """20 NVE steps. The test model has a nonzero davg, so (carry-all semantics, DESIGN.md section 3)
-    its energy jumps when a pair crosses rcut: conservation is checked between such events."""
+    """20 NVE steps. The test model has a nonzero davg: in carry-all semantics a neighbor's normalized
+    environment row is -davg/dstd, not 0, just inside rcut (docs/design.md, "Semantics"), so the
+    energy jumps when a pair crosses rcut: conservation is checked between such events."""
     from ase.md.verlet import VelocityVerlet
 
     coords, atype, cell, _ = SYSTEMS["periodic"]

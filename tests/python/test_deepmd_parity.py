@@ -1,4 +1,4 @@
-"""Imported deepmd-kit 3.2.0 models vs deepmd-kit itself (issue 5).
+"""Imported deepmd-kit 3.2.0 models vs deepmd-kit itself.
 
 deepmd-kit is the oracle (:mod:`deepmd_oracle`): randomly initialized models
 built by deepmd-kit's own code over a pairwise (all-pairs covering) design of
@@ -51,7 +51,7 @@ MAX_DIFF: dict[str, dict[str, float]] = {}  # precision/route -> quantity -> wor
 
 
 # ------------------------------------------------------------------ design
-# Pairwise covering array over the eleven flags of issue 5 (every pair of
+# Pairwise covering array over the eleven se_atten / DPA1 flags below (every pair of
 # values of every two flags appears in some row; checked by
 # test_design_covers_all_pairs). Extra columns vary the remaining deepmd-kit
 # options (descriptor type, sizes, activation, LayerNorm, exclusions).

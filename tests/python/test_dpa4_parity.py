@@ -1,7 +1,7 @@
 """DPA4 (deepmd-kit SeZM) in dpgraph vs deepmd-kit 3.2.0 itself (pt_expt graph route, fp64).
 
 Randomized deepmd-kit models (``dpa4_oracle.random_dpa4``; a fresh DPA4 has
-zero forces) on periodic water (the first frame of ../shared/data/water), a
+zero forces) on periodic water (the first frame of deepmd-kit's water example data, see WATER), a
 triclinic box, an open cluster and a box thinner than 2 rcut: energy, atom
 energy, force, virial and atom virial to 1e-10 relative (fp64), 1e-5 (fp32).
 Options are covered pairwise on one geometry; physics checks (rotation
@@ -10,6 +10,7 @@ invariance, force = -finite difference) on the eager model.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -26,7 +27,9 @@ from dpgraph.interop.dpa4 import from_serialized  # noqa: E402
 
 KEYS = ("energy", "atom_energy", "force", "virial", "atom_virial")
 REPO = Path(__file__).resolve().parents[2]
-WATER = REPO.parent / "shared" / "data" / "water" / "data_0"
+# deepmd-kit's water example data (examples/water/data): $DPGRAPH_WATER_DATA, else shared/data/water
+# next to the repository checkout
+WATER = Path(os.environ.get("DPGRAPH_WATER_DATA") or REPO.parent / "shared" / "data" / "water") / "data_0"
 
 
 def rel(a, b) -> float:

@@ -1,6 +1,7 @@
 """Equivariant building blocks: real spherical harmonics, Gaunt tensor, ChannelLinear,
-FocusLinear, SO3Linear (seed 003 semantics), GauntProduct, the gated feed-forward and
-the equivariant attention (seed 004 semantics with the seed 000 normaliser).
+FocusLinear, SO3Linear (deepmd-kit's dpa4_nn.so3 semantics), GauntProduct, the gated
+feed-forward and the equivariant attention (e3x MultiHeadAttention semantics with deepmd-kit's
+dpa4_nn.attention envelope-gated softmax as the normaliser).
 
 Wigner D-matrices come from e3nn through an orthogonal change of basis
 (``wigner_reference``). Everything is fp64 and tiny; the module runs in seconds.

@@ -1,4 +1,4 @@
-"""DeepPot.eval takes deepmd-kit's call shapes and nothing else (issue 14, items 2 and 10): a
+"""DeepPot.eval takes deepmd-kit's call shapes and nothing else: a
 frame shape that does not match atom_types, float atom types, non-bool pbc are refused naming
 the argument, and a fuzz of argument shapes and dtypes finds every call either equal to its
 canonical form or refused. Uses the session's cached fp64 package (as test_deep_pot.py)."""

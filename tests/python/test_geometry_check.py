@@ -1,5 +1,5 @@
 """Physically absurd geometry is refused before the graph is built, with the numbers and how to
-override (issue 14, item 6), in the Python builder, the C++ cell list and DeepPot."""
+override, in the Python builder, the C++ cell list and DeepPot."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Physics checks of the se_atten / DPA1 energy model (DESIGN.md section 2).
+"""Physics checks of the se_atten / DPA1 energy model (docs/design.md, "Forces and virials").
 
 * force = -dE/dx by central finite differences (fp64), periodic triclinic and
   open boundaries, for concat / strip (se_atten_v2), smooth / plain attention,

@@ -14,6 +14,7 @@ for a type that never appears as a center.
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,11 @@ from dpgraph.graph import build_graph, from_dense_nlist
 from dpgraph.models import build_model, compute_descriptor_stats, compute_energy_bias
 
 RCUT, RCUT_SMTH = 4.0, 0.5
-WATER_DATA = Path("/work/shared/data/water/data_0")
+# deepmd-kit's water example data (examples/water/data of the deepmd-kit repository: data_0..data_3,
+# deepmd npy format): $DPGRAPH_WATER_DATA, else shared/data/water next to the repository checkout
+WATER_ROOT = Path(os.environ.get("DPGRAPH_WATER_DATA")
+                  or Path(__file__).resolve().parents[2].parent / "shared" / "data" / "water")
+WATER_DATA = WATER_ROOT / "data_0"
 
 
 def make_descriptor(sel=30, ntypes=2, **kw):
@@ -234,7 +239,9 @@ def test_energy_bias_shape_errors():
 
 
 # ------------------------------------------------------------------ data loader
-@pytest.mark.skipif(not WATER_DATA.is_dir(), reason=f"{WATER_DATA} is not present")
+@pytest.mark.skipif(not WATER_DATA.is_dir(),
+                    reason=f"deepmd-kit's water example data not found at {WATER_DATA}: set DPGRAPH_WATER_DATA "
+                           "to a copy of deepmd-kit's examples/water/data (the directory holding data_0..data_3)")
 def test_load_water_system():
     s = load_system(WATER_DATA)
     assert s.type_map == ["O", "H"]

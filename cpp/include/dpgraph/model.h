@@ -22,7 +22,7 @@ struct Outputs {
   at::Tensor energy;       ///< (nf,)   eV, sum over owned nodes of each frame
   at::Tensor atom_energy;  ///< (N,)    eV, 0 on ghost nodes
   at::Tensor force;        ///< (N, 3)  eV/Å, including reaction forces on ghosts
-  at::Tensor virial;       ///< (nf, 9) eV, row-major 3x3, sum of -edge_vec ⊗ dE/dedge_vec
+  at::Tensor virial;       ///< (nf, 9) eV, row-major 3x3, sum over edges of W[a][b] = -dE/dedge_vec[a] * edge_vec[b]
   at::Tensor atom_virial;  ///< (N, 9)  eV, each edge's virial attributed to its src node
 };
 

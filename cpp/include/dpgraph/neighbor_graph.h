@@ -1,5 +1,5 @@
 // The NeighborGraph: the whole input of an exported dpgraph model (ABI v1,
-// DESIGN.md section 1). Five tensors, in this order:
+// docs/design.md, section "The ABI"). Five tensors, in this order:
 //
 //   atype      (N,)    int64  model type index of each node
 //   n_node     (nf, 2) int64  per frame [nodes, owned nodes]; owned first
@@ -8,8 +8,9 @@
 //   edge_mask  (E,)    bool   true for real edges
 //
 // Real edges are sorted by dst; the last >= 2 edges are masked padding.
-// Masked edges elsewhere (e.g. pairs that left the cutoff while a cached
-// topology is reused) contribute exactly zero.
+// Masked edges elsewhere are tolerated and contribute exactly zero (the
+// builders do not produce them; the neighbor-list graph drops pairs beyond
+// the cutoff instead).
 #pragma once
 
 #include <ATen/ATen.h>

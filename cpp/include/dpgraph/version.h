@@ -7,7 +7,7 @@
 
 namespace dpgraph {
 
-/// NeighborGraph ABI version this build reads and writes (DESIGN.md section 1).
+/// NeighborGraph ABI version this build reads and writes (docs/design.md, "The ABI").
 constexpr int kAbiVersion = DPGRAPH_ABI_VERSION;
 
 /// torch version the build was configured against ("2.13.0+cpu").

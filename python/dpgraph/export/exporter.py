@@ -1,6 +1,6 @@
 """Export an energy model to one self-describing AOTInductor package (``.pt2``).
 
-Pipeline (DESIGN.md section 4): ``make_fx(tracing_mode="symbolic")`` of the
+Pipeline (docs/design.md, "The export pipeline"): ``make_fx(tracing_mode="symbolic")`` of the
 forward *and* its backward (``torch.export`` cannot trace ``autograd.grad``),
 then ``torch.export`` with dynamic N (nodes), E (edges) and nf (frames), then
 ``aoti_compile_and_package`` with the metadata of :mod:`.metadata`. The

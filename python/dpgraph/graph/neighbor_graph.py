@@ -1,6 +1,6 @@
 """The NeighborGraph: the whole input of an exported dpgraph model (ABI v1).
 
-Five tensors, in this order (DESIGN.md section 1):
+Five tensors, in this order (docs/design.md, section "The ABI"):
 
 =====  ============  ==================  =========================================
  #     name          shape, dtype        meaning

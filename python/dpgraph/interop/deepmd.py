@@ -54,7 +54,7 @@ frame's first atom), through each attention layer as a fully masked query
 leaves these rows out. Because the descriptor is quadratic in ``X``, the
 constant rows change forces as well as energies. Measured with a random
 full-size DPA1 (sel 120, ``davg`` from the data, ``s``-component 0.058 / 0.055
-for O / H) on the 192-atom water frame of ``shared/data/water``: dense minus
+for O / H) on a 192-atom frame of deepmd-kit's water example data: dense minus
 graph energy -2.54 eV (-13 meV/atom), forces differ by up to 0.023 eV/A (30 %
 of the largest force of that model); moving an H atom to the front of the
 frame changes the dense energy by -17.5 meV (the graph route is invariant).

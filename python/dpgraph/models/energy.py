@@ -1,4 +1,4 @@
-"""Energy model: NeighborGraph -> energy, forces and virials (DESIGN.md section 2).
+"""Energy model: NeighborGraph -> energy, forces and virials (docs/design.md, "Forces and virials").
 
 One backward pass w.r.t. ``edge_vec`` gives ``g_e = dE/d edge_vec_e`` (eV/Å)::
 
