@@ -49,7 +49,7 @@ def worker(n_atoms: int, impl: str, threads: int, repeat: int) -> dict:
 
     import dpgraph
 
-    from dpgraph.examples import example_config, water_box
+    from dpgraph.samples import example_config, water_box
     from dpgraph.graph import build_graph
     from dpgraph.models import build_model, compute_descriptor_stats
 

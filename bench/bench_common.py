@@ -17,7 +17,7 @@ def water(n_atoms: int):
     """A water box of ``n_atoms`` (numpy): the 192-atom box replicated k^3 times when possible."""
     import numpy as np
 
-    from dpgraph.examples import water_box
+    from dpgraph.samples import water_box
 
     k = round((n_atoms / BASE_ATOMS) ** (1 / 3))
     if BASE_ATOMS * k**3 == n_atoms:

@@ -49,7 +49,7 @@ NAMES = {"eager": "eager", "cpp": "DeepPot .pt2"}
 # ------------------------------------------------------------------ models
 def make_model(name: str):
     """``dpa1`` (the built-in DPA1 example) or ``sezm<L>`` (the equivariant example at lmax L)."""
-    from dpgraph.examples import example_config, example_equivariant_config, water_box
+    from dpgraph.samples import example_config, example_equivariant_config, water_box
     from dpgraph.graph import build_graph
     from dpgraph.models import build_model, compute_descriptor_stats
 

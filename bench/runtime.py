@@ -48,7 +48,7 @@ NAMES = {"eager": "Python eager", "aoti": "AOTI in Python", "cpp": "C++ DeepPot"
 
 # ------------------------------------------------------------------ model
 def make_model(dtype: str):
-    from dpgraph.examples import example_config, water_box
+    from dpgraph.samples import example_config, water_box
     from dpgraph.graph import build_graph
     from dpgraph.models import build_model, compute_descriptor_stats
 

@@ -34,7 +34,7 @@ PRECISIONS = ("float64", "float32")
 
 
 def example_model(precision: str):
-    from dpgraph.examples import example_config
+    from dpgraph.samples import example_config
     from dpgraph.graph import build_graph
     from dpgraph.models import build_model, compute_descriptor_stats
 

@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 source scripts/python_env.sh
 bash scripts/install.sh
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-"$PY" -m dpgraph.cli demo "$@"
+"$PY" -m dpgraph.app.cli demo "$@"

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dpgraph.examples import water_box
+from dpgraph.samples import water_box
 from dpgraph.export.cache import cached_export
 from dpgraph.graph import build_graph, from_dense_nlist
 from dpgraph.models import build_model, compute_descriptor_stats

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from dpgraph.examples import water_box
+from dpgraph.samples import water_box
 from dpgraph.export.cache import cached_export
 from dpgraph.graph import build_graph
 from dpgraph import lammps_md
-from dpgraph.lammps_md import lmp_executable
+from dpgraph.app.lammps_md import lmp_executable
 from dpgraph.models import build_model, compute_descriptor_stats
 
 #: LAMMPS' force->nktv2p (pressure * volume per energy) for the unit styles used here

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dpgraph.cli import main
+from dpgraph.app.cli import main
 
 SUBCOMMANDS = ["export", "import-deepmd", "eval", "train", "test", "bench", "demo", "info", "plot-lcurve"]
 
@@ -78,7 +78,7 @@ def test_eval_and_bench_with_the_compiled_builtin(tmp_path, capsys):
     from ase.build import bulk
     from ase.io import write
 
-    from dpgraph.benchmark import run_bench
+    from dpgraph.app.benchmark import run_bench
     from dpgraph.builtin import load_builtin
     from dpgraph.export.cache import cached_export
 

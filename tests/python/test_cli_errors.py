@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from dpgraph.cli import main as cli_main
+from dpgraph.app.cli import main as cli_main
 from dpgraph.models import build_model
 
 from conftest import small_config

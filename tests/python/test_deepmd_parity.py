@@ -37,8 +37,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import deepmd_oracle as oracle  # noqa: E402
 
-from dpgraph.cli import main as cli_main  # noqa: E402
-from dpgraph.examples import water_box  # noqa: E402
+from dpgraph.app.cli import main as cli_main  # noqa: E402
+from dpgraph.samples import water_box  # noqa: E402
 from dpgraph.export import load_package  # noqa: E402
 from dpgraph.export.cache import cached_export  # noqa: E402
 from dpgraph.graph import build_graph  # noqa: E402

@@ -23,7 +23,7 @@ import deepmd_oracle  # noqa: E402
 import dpa4_oracle as d4  # noqa: E402
 from test_dpa4_parity import GEOMS, KEYS, rel, run_eager  # noqa: E402
 
-from dpgraph.cli import main as cli_main  # noqa: E402
+from dpgraph.app.cli import main as cli_main  # noqa: E402
 from dpgraph.interop.deepmd import from_serialized, load_deepmd  # noqa: E402
 from dpgraph.models import load_model  # noqa: E402
 

@@ -349,8 +349,8 @@ def test_receptive_field_metadata_and_stats():
 
 
 def test_example_config_and_cli_loader():
-    from dpgraph.cli import _load_model
-    from dpgraph.examples import example_equivariant_config
+    from dpgraph.app.cli import _load_model
+    from dpgraph.samples import example_equivariant_config
 
     model = _load_model("example-equivariant")
     assert model.config == example_equivariant_config()

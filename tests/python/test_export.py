@@ -9,7 +9,7 @@ import zipfile
 import pytest
 import torch
 
-from dpgraph.cli import main as cli_main
+from dpgraph.app.cli import main as cli_main
 from dpgraph.export import PackageError, load_package, read_metadata
 from dpgraph.export.cache import cached_export
 from dpgraph.graph import NeighborGraph, build_graph

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from dpgraph.data import load_system
-from dpgraph.examples import water_box
+from dpgraph.samples import water_box
 from dpgraph.graph import build_graph, from_dense_nlist
 from dpgraph.models import build_model, compute_descriptor_stats, compute_energy_bias
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from dpgraph.cli import main
+from dpgraph.app.cli import main
 from dpgraph.graph import build_graph
 from dpgraph.models import load_model
 from dpgraph.train import (EnergyForceLoss, ExpDecayLR, Trainer, error_table, load_systems, predict,

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from .atomic_io import atomic_copy
-from .builtin import builtin_card, load_builtin
-from .export.cache import cached_export
-from .export.package import load_package
-from .graph import build_graph
+from ..atomic_io import atomic_copy
+from ..builtin import builtin_card, load_builtin
+from ..export.cache import cached_export
+from ..export.package import load_package
+from ..graph import build_graph
 
 
 def _check_box(model, pkg, atoms) -> float:
@@ -38,7 +38,7 @@ def _check_box(model, pkg, atoms) -> float:
     print(f"energy       {float(out['energy'][0]):.8f} eV ({float(out['energy'][0]) / n:.6f} eV/atom)")
     print(f"package vs eager: max abs difference {diff:.2e}")
     try:
-        from .builtin.emt_data import emt_comparison
+        from ..builtin.emt_data import emt_comparison
 
         cmp = emt_comparison(model, atoms)
     except ImportError:
@@ -90,7 +90,7 @@ def run_demo(output: str | None = None, repeat: int = 4, md_steps: int = 200, te
         atomic_copy(path, output, "package copy")
         print(f"copied to {output}")
     pkg = load_package(path)
-    from .builtin.emt_data import demo_box
+    from ..builtin.emt_data import demo_box
 
     atoms = demo_box(repeat)
     diff = _check_box(model, pkg, atoms)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import load_system, read_ase_frames
+from ..data import load_system, read_ase_frames
 
 
 @dataclass
@@ -37,20 +37,20 @@ class Evaluator:
         self.spec = spec
         path = Path(spec)
         if spec == "builtin":
-            from .builtin import load_builtin
+            from ..builtin import load_builtin
 
             self._model, self.kind = load_builtin(), "eager PyTorch (built-in model)"
         elif path.is_dir():
             raise IsADirectoryError(f"model {spec} is a directory, not a model file; expected a .pt2 package, "
                                     "a .pt checkpoint, a .json config or 'builtin'")
         elif path.suffix == ".pt2":
-            from .deep_pot import DeepPot
+            from ..deep_pot import DeepPot
 
             self._dp, self.kind = DeepPot(path, device), "compiled package, C++ runtime"
             self.type_map, self.rcut = self._dp.get_type_map(), self._dp.get_rcut()
             return
         elif path.suffix in (".pt", ".json"):
-            from .models import load_model
+            from ..models import load_model
 
             self._model, self.kind = load_model(path), "eager PyTorch"
             self._model.eval()
@@ -73,7 +73,7 @@ class Evaluator:
             e, f, v, ae, _ = self._dp.eval(s.coords[None], s.cell[None] if periodic else None, types, atomic=True,
                                             pbc=list(s.pbc) if periodic else None)
             return {"energy": float(e[0, 0]), "force": f[0], "virial": v[0], "atom_energy": ae[0, :, 0]}
-        from .graph import build_graph
+        from ..graph import build_graph
 
         dtype = self._model.dtype
         graph = build_graph(torch.tensor(s.coords, dtype=dtype), torch.from_numpy(types),
@@ -124,7 +124,7 @@ RESULT_FORMATS = {".extxyz": "extxyz", ".xyz": "extxyz", ".traj": "traj", ".npz"
 
 def results_format(path: str | Path) -> str:
     """Format of a results file from its suffix, after checking that it can be written (before any work)."""
-    from .atomic_io import check_output_path
+    from ..atomic_io import check_output_path
 
     path = Path(path)
     fmt = RESULT_FORMATS.get(path.suffix.lower())
@@ -143,7 +143,7 @@ def write_results(results: list[tuple[Structure, dict]], path: str | Path) -> No
     The file is written to a temporary file, read back, and only then renamed
     over ``path``: a failure never leaves a partial file or destroys an old one.
     """
-    from .atomic_io import atomic_write
+    from ..atomic_io import atomic_write
 
     path = Path(path)
     fmt = results_format(path)

@@ -55,7 +55,7 @@ def builtin_structure(n_min: int) -> Structure:
     padded to the largest one (measured: 1.3-1.4x the cost of the perfect
     lattice at 256 atoms).
     """
-    from .builtin.emt_data import random_alloy
+    from ..builtin.emt_data import random_alloy
 
     k = 1
     while 4 * k**3 < n_min:
@@ -69,7 +69,7 @@ def builtin_structure(n_min: int) -> Structure:
 def run_bench(model_spec: str, structure: Structure | None, sizes: list[int], repeat: int = 3,
               reference: bool = True, out=print) -> list[dict]:
     """Benchmark ``model_spec`` (package path, checkpoint or 'builtin'); returns one row per size."""
-    from .export.cache import cached_export
+    from ..export.cache import cached_export
 
     if model_spec.endswith(".pt2"):
         pkg = open_model(model_spec)

@@ -34,13 +34,13 @@ def _progress(line: str) -> None:
 
 
 def _load_model(spec: str):
-    from .examples import example_config, example_equivariant_config
-    from .models import build_model, load_model
+    from ..samples import example_config, example_equivariant_config
+    from ..models import build_model, load_model
 
     if spec == "example":
         return build_model(example_config())
     if spec == "builtin":
-        from .builtin import load_builtin
+        from ..builtin import load_builtin
 
         return load_builtin()
     if spec == "example-equivariant":
@@ -51,9 +51,9 @@ def _load_model(spec: str):
 def _stats_from_systems(model, systems: list[str]) -> None:
     import torch
 
-    from .data import load_system
-    from .graph import build_graph
-    from .models import compute_descriptor_stats, compute_energy_bias
+    from ..data import load_system
+    from ..graph import build_graph
+    from ..models import compute_descriptor_stats, compute_energy_bias
 
     graphs, counts, energies = [], [], []
     for path in systems:
@@ -76,8 +76,8 @@ def _stats_from_systems(model, systems: list[str]) -> None:
 
 
 def cmd_export(args) -> int:
-    from .atomic_io import check_output_path
-    from .export import export_model
+    from ..atomic_io import check_output_path
+    from ..export import export_model
 
     if Path(args.output).suffix != ".pt2":
         raise ValueError(f"the package file must end in .pt2, got {args.output}")
@@ -93,7 +93,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .export import read_metadata
+    from ..export import read_metadata
 
     meta = read_metadata(args.package)
     for key in sorted(meta):
@@ -104,9 +104,9 @@ def cmd_info(args) -> int:
 
 
 def cmd_import_deepmd(args) -> int:
-    from .atomic_io import atomic_copy, check_output_path
-    from .interop.deepmd import load_deepmd
-    from .models import save_checkpoint
+    from ..atomic_io import atomic_copy, check_output_path
+    from ..interop.deepmd import load_deepmd
+    from ..models import save_checkpoint
 
     out = Path(args.output)
     if out.suffix not in (".pt2", ".pt"):
@@ -125,7 +125,7 @@ def cmd_import_deepmd(args) -> int:
         save_checkpoint(model, out)
         print(f"wrote {out} (dpgraph checkpoint; compile it with `dpgraph export {out} -o model.pt2`)")
         return 0
-    from .export.cache import cached_export
+    from ..export.cache import cached_export
 
     t0 = time.perf_counter()
     src = cached_export(model, portable=args.portable, device=args.device, log=_progress)  # compiled once, reused
@@ -135,7 +135,7 @@ def cmd_import_deepmd(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .atomic_io import check_output_path
+    from ..atomic_io import check_output_path
     from .demo import run_demo
 
     if args.output:
@@ -201,7 +201,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import read_input, train
+    from ..train import read_input, train
 
     if args.threads:
         import torch
@@ -217,11 +217,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_test(args) -> int:
-    from .models import load_model
-    from .train import error_table, load_systems, parity_plot, predict
+    from ..models import load_model
+    from ..train import error_table, load_systems, parity_plot, predict
 
     if args.model.endswith(".pt2"):
-        from .export import load_package
+        from ..export import load_package
 
         model = load_package(args.model)  # same evaluate/type_map/rcut/dtype interface
     else:
@@ -248,7 +248,7 @@ def cmd_test(args) -> int:
 
 
 def cmd_plot_lcurve(args) -> int:
-    from .train import plot_lcurve
+    from ..train import plot_lcurve
 
     if plot_lcurve(args.lcurve, args.output):
         print(f"wrote {args.output}")
