@@ -11,7 +11,7 @@ import torch
 
 from dpgraph.graph import GraphValidationError, build_graph, from_dense_nlist
 from dpgraph.graph.builders import perpendicular_widths
-from dpgraph.graph.reference import brute_force_edges, edge_set
+from graph_reference import brute_force_edges, edge_set
 
 
 # ---------------------------------------------------------------- helpers

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn import EmbeddingNet, TypeEmbedNet, resolve_precision
+from ..nn.seeding import init_generator
 from ..ops import segment_sum
 
 from .attention import BlockLayout
@@ -151,7 +152,7 @@ class DescrptSeAtten(nn.Module):
         self.type_map = list(type_map) if type_map is not None else None
         self.dtype = resolve_precision(precision)
 
-        gen = torch.Generator().manual_seed(_seed_int(seed)) if seed is not None else None
+        gen = init_generator(seed)
         dt = self.dtype
         self.type_embedding = TypeEmbedNet(ntypes, tebd_dim, use_tebd_bias=use_tebd_bias, dtype=dt, generator=gen)
         tebd_in = tebd_dim if type_one_side else 2 * tebd_dim
@@ -324,13 +325,3 @@ class DescrptSeAttenV2(DescrptSeAtten):
             "use descriptor type 'se_atten' for concat",
         )
         super().__init__(*args, tebd_input_mode="strip", smooth_type_embedding=True, **kwargs)
-
-
-def _seed_int(seed) -> int:
-    if isinstance(seed, (list, tuple)):
-        acc = 0
-        for s in seed:
-            acc = (acc * 1_000_003 + int(s)) % (2**63)
-        return acc
-    return int(seed)
-

@@ -26,10 +26,10 @@ from torch import nn
 from ..nn import resolve_precision
 from ..nn.equivariant_attention import EquivariantAttention
 from ..nn.gate import GatedFeedForward
+from ..nn.seeding import init_generator
 from ..nn.so3 import ChannelLinear
 from ..ops.spherical import LMAX_SUPPORTED, n_sph
 from .env import type_pair_table
-from .se_atten import _seed_int
 from .sezm_geometry import BesselBasis, edge_geometry
 
 
@@ -100,7 +100,7 @@ class DescrptSeZM(nn.Module):
         self.n_heads, self.n_blocks = n_heads, n_blocks
         self.type_map = list(type_map) if type_map is not None else None
         self.dtype = dt = resolve_precision(precision)
-        gen = torch.Generator().manual_seed(_seed_int(seed)) if seed is not None else None
+        gen = init_generator(seed)
         args = dict(dtype=dt, generator=gen)
 
         tebd = torch.empty(ntypes, n_focus, channels, dtype=torch.float64).normal_(0.0, 1.0, generator=gen)

@@ -64,7 +64,7 @@ def _integer_types(atype: torch.Tensor) -> torch.Tensor:
     return atype.to(torch.int64)
 
 
-def _normalize(coords, atype, cell, pbc):
+def normalize_frames(coords, atype, cell, pbc):
     """Return coords (nf, n, 3) float64, atype (nf, n) int64, cell (nf, 3, 3) or None, pbc, out dtype."""
     coords = _as_tensor(coords)
     out_dtype = coords.dtype if coords.dtype in (torch.float32, torch.float64) else torch.float64
@@ -143,7 +143,7 @@ def sort_edges(src: torch.Tensor, dst: torch.Tensor, vec: torch.Tensor) -> torch
     return perm
 
 
-def _assemble(atype, n_node, src, dst, vec, n_pad: int, dtype) -> NeighborGraph:
+def assemble_graph(atype, n_node, src, dst, vec, n_pad: int, dtype) -> NeighborGraph:
     """Sort real edges, append ``n_pad`` masked padding edges (src = dst = 0, vec = 0), validate."""
     if n_pad < MIN_PADDING_EDGES:
         raise ValueError(f"n_pad must be >= {MIN_PADDING_EDGES} (the ABI needs trailing padding), got {n_pad}")
@@ -283,7 +283,7 @@ def build_graph(coords, atype, cell=None, pbc=True, rcut: float = 6.0, n_pad: in
     rcut = float(rcut)
     if not (math.isfinite(rcut) and rcut > 0):
         raise ValueError(f"rcut must be a positive finite number of Å, got {rcut}")
-    coords, atype, cell, pbc, out_dtype = _normalize(coords, atype, cell, pbc)
+    coords, atype, cell, pbc, out_dtype = normalize_frames(coords, atype, cell, pbc)
     nf, n = coords.shape[:2]
     srcs, dsts, vecs = [], [], []
     for f in range(nf):
@@ -292,7 +292,7 @@ def build_graph(coords, atype, cell=None, pbc=True, rcut: float = 6.0, n_pad: in
         dsts.append(dst + f * n)
         vecs.append(vec)
     n_node = torch.tensor([[n, n]] * nf, dtype=torch.int64, device=coords.device)
-    return _assemble(atype, n_node, torch.cat(srcs), torch.cat(dsts), torch.cat(vecs), n_pad, dtype or out_dtype)
+    return assemble_graph(atype, n_node, torch.cat(srcs), torch.cat(dsts), torch.cat(vecs), n_pad, dtype or out_dtype)
 
 
 def from_dense_nlist(coord_ext, atype_ext, nlist, nloc: int | None = None, mapping=None,
@@ -350,4 +350,4 @@ def from_dense_nlist(coord_ext, atype_ext, nlist, nloc: int | None = None, mappi
     else:
         per_frame, atype = nall, atype_ext
     n_node = torch.tensor([[per_frame, nloc]] * nf, dtype=torch.int64, device=dev)
-    return _assemble(atype, n_node, j + f * per_frame, i + f * per_frame, vec, n_pad, vec.dtype)
+    return assemble_graph(atype, n_node, j + f * per_frame, i + f * per_frame, vec, n_pad, vec.dtype)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..nn import FittingNet, resolve_precision
+from ..nn.seeding import init_generator
 
 
 class EnergyFitting(nn.Module):
@@ -53,7 +54,7 @@ class EnergyFitting(nn.Module):
         self.dim_descrpt = dim_descrpt
         self.rcond = rcond
         self.dtype = resolve_precision(precision)
-        gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+        gen = init_generator(seed)
         self.net = FittingNet(dim_descrpt, 1, neuron, activation_function, resnet_dt=resnet_dt, dtype=self.dtype,
                               generator=gen)
         # a fixed per-type energy (eV), as deepmd-kit's buffer: set by import, never trained

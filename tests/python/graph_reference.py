@@ -14,8 +14,8 @@ import math
 
 import torch
 
-from .builders import _assemble, _normalize
-from .neighbor_graph import MIN_PADDING_EDGES, NeighborGraph
+from dpgraph.graph.builders import assemble_graph, normalize_frames
+from dpgraph.graph.neighbor_graph import MIN_PADDING_EDGES, NeighborGraph
 
 
 def _shift_range(pos: torch.Tensor, cell: torch.Tensor, pbc, rcut: float) -> list[range]:
@@ -66,7 +66,7 @@ def brute_force_edges(coords, atype, cell=None, pbc=True, rcut: float = 6.0, cen
     rcut : Å. ``centers`` (frame-local atom indices) restricts which atoms get
     incoming edges, to check large systems on a subset.
     """
-    coords, atype, cell, pbc, out_dtype = _normalize(coords, atype, cell, pbc)
+    coords, atype, cell, pbc, out_dtype = normalize_frames(coords, atype, cell, pbc)
     nf, n = coords.shape[:2]
     srcs, dsts, vecs = [], [], []
     for f in range(nf):
@@ -75,7 +75,7 @@ def brute_force_edges(coords, atype, cell=None, pbc=True, rcut: float = 6.0, cen
         dsts.append(dst + f * n)
         vecs.append(vec)
     n_node = torch.tensor([[n, n]] * nf, dtype=torch.int64, device=coords.device)
-    return _assemble(atype, n_node, torch.cat(srcs), torch.cat(dsts), torch.cat(vecs), n_pad, out_dtype)
+    return assemble_graph(atype, n_node, torch.cat(srcs), torch.cat(dsts), torch.cat(vecs), n_pad, out_dtype)
 
 
 def edge_set(graph: NeighborGraph, decimals: int = 6) -> set[tuple]:
