@@ -6,7 +6,7 @@ explicit (nloc, nnei, nnei) attention tensors, reading only the weights of the
 dpgraph module. Statistics are random and ``davg`` is nonzero: deepmd-kit's
 padded slots then carry ``(0 - davg)/dstd`` (embedded with the type of the
 frame's first atom) into the descriptor, and the dense semantics reproduces
-that (``padded_slot_terms``).
+that (the descriptor's ``padded_slot_terms``).
 """
 
 from __future__ import annotations

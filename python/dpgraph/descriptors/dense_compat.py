@@ -4,7 +4,8 @@ deepmd-kit's dense route keeps the ``nnei = sum(sel)`` nearest neighbors of
 each center and pads the rest. In smooth attention each padded slot adds
 ``exp(-shift)`` to the softmax denominator. These helpers give the graph route
 the same numbers: :func:`nearest_k_mask` drops edges beyond the nearest
-``nnei`` and :func:`phantom_count` counts the padded slots per center.
+``nnei`` and :func:`phantom_count` counts the padded slots per center; the
+descriptor's own ``padded_slot_terms`` adds what those slots contribute.
 """
 
 from __future__ import annotations
@@ -50,24 +51,3 @@ def first_node_type(atype: torch.Tensor, n_node: torch.Tensor | None) -> torch.T
     n = atype.shape[0]
     _, local, _ = node_frames(n_node, n)
     return atype[torch.arange(n, device=atype.device) - local]
-
-
-def padded_slot_terms(desc, atype, n_node, n_slots) -> torch.Tensor:
-    """(N, 4, ng) contribution of each center's empty slots to ``sum_e R_e^T G_e``.
-
-    An empty slot of a center of type t has ``R = (0 - davg[t]) / dstd[t]``
-    (nonzero unless ``davg`` is 0), the embedding of that ``s`` with the type
-    of the frame's first atom, and passes each attention layer as a masked
-    query: ``G <- LayerNorm(G + out_proj(0))``. ``n_slots`` (N,) counts the
-    empty slots (excluded neighbors are not among them: deepmd-kit zeroes
-    their R).
-    """
-    rr = -desc.davg[atype] / desc.dstd[atype]  # (N, 4)
-    tebd = desc.type_embedding()
-    t0 = first_node_type(atype, n_node)
-    zero_sw = torch.zeros_like(rr[:, 0])
-    gg = desc._edge_embedding(rr[:, :1], zero_sw, atype, t0, tebd)
-    for layer in desc.attention_layers:
-        bias = layer.attention_layer.out_proj(gg.new_zeros(gg.shape[0], layer.attention_layer.hidden_dim))
-        gg = layer.attn_layer_norm(gg + bias)
-    return n_slots.to(gg.dtype)[:, None, None] * rr[:, :, None] * gg[:, None, :]

@@ -33,7 +33,8 @@ from ..ops import segment_sum
 
 from .attention import BlockLayout
 from .attention_layers import IMPLEMENTATIONS, NeighborGatedAttentionLayer
-from .dense_compat import nearest_k_mask, padded_slot_terms, phantom_count
+from .dense_compat import first_node_type, nearest_k_mask, phantom_count
+from .env_stats import env_mat_stats
 from .env import edge_env_mat, safe_edge_vec, type_pair_table
 
 SEMANTICS = ("carry-all", "dense")
@@ -243,12 +244,34 @@ class DescrptSeAtten(nn.Module):
         else:
             xyz = self._moment_edges(atype, src, dst, ev, mask, tebd)
         if self.semantics == "dense":  # empty slots carry (0 - davg)/dstd
-            xyz = xyz + padded_slot_terms(self, atype, n_node, phantom_count(dst, kept, n, self.nnei))
+            xyz = xyz + self.padded_slot_terms(atype, n_node, phantom_count(dst, kept, n, self.nnei))
         xyz = xyz / self.nnei
         d = torch.matmul(xyz.transpose(1, 2), xyz[:, :, : self.axis_neuron]).reshape(n, -1)
         if self.concat_output_tebd:
             d = torch.cat([d, tebd[atype]], dim=-1)
         return d
+
+    def compute_input_stats(self, graphs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Set ``davg``/``dstd`` (ntypes, 4) from NeighborGraphs (``env_stats.env_mat_stats``); returns them."""
+        return env_mat_stats(self, graphs)
+
+    def padded_slot_terms(self, atype, n_node, n_slots) -> torch.Tensor:
+        """(N, 4, ng) contribution of each center's empty slots to ``sum_e R_e^T G_e`` (dense semantics).
+
+        An empty slot of a center of type t has ``R = (0 - davg[t]) / dstd[t]``
+        (nonzero unless ``davg`` is 0), the embedding of that ``s`` with the type
+        of the frame's first atom, and passes each attention layer as a masked
+        query: ``G <- LayerNorm(G + out_proj(0))``. ``n_slots`` (N,) counts the
+        empty slots (excluded neighbors are not among them: deepmd-kit zeroes
+        their R).
+        """
+        rr = -self.davg[atype] / self.dstd[atype]  # (N, 4)
+        t0 = first_node_type(atype, n_node)
+        gg = self._edge_embedding(rr[:, :1], torch.zeros_like(rr[:, 0]), atype, t0, self.type_embedding())
+        for layer in self.attention_layers:
+            bias = layer.attention_layer.out_proj(gg.new_zeros(gg.shape[0], layer.attention_layer.hidden_dim))
+            gg = layer.attn_layer_norm(gg + bias)
+        return n_slots.to(gg.dtype)[:, None, None] * rr[:, :, None] * gg[:, None, :]
 
     def _env(self, ev, mask, tc):
         """(M, 3) vectors, (M,) mask, (M,) center types -> normalized R (M, 4), switch (M,), rhat (M, 3)."""
