@@ -1,6 +1,6 @@
 """Regenerate dpgraph's built-in model (python/dpgraph/builtin/cuau.pt + cuau.json).
 
-    python scripts/make_builtin_model.py [--workdir /tmp/builtin] [--max-time 900] [--threads 1]
+    python scripts/make_builtin_model.py [--workdir /tmp/builtin] [--max-time 1750] [--threads 1]
 
 1. Reference data from ASE's EMT (python/dpgraph/builtin/emt_data.py): Cu–Au
    fcc alloys, 108 atoms, random composition/strain, Langevin MD snapshots at
@@ -41,12 +41,12 @@ BUILTIN_INPUT = {
         },
         "fitting_net": {"neuron": [32, 32, 32], "resnet_dt": True, "precision": "float64", "seed": 1},
     },
-    "learning_rate": {"type": "exp", "start_lr": 2e-3, "stop_lr": 3e-5, "decay_steps": 100},
+    "learning_rate": {"type": "exp", "start_lr": 2e-3, "stop_lr": 3e-5, "decay_steps": 200},
     "loss": {"type": "ener", "start_pref_e": 0.02, "limit_pref_e": 1, "start_pref_f": 1000, "limit_pref_f": 1,
              "start_pref_v": 0.02, "limit_pref_v": 1},
     "training": {"training_data": {"systems": [], "batch_size": 1},
                  "validation_data": {"systems": [], "batch_size": 1, "numb_btch": 2},
-                 "numb_steps": 3000, "seed": 1, "disp_freq": 100, "save_freq": 1000},
+                 "numb_steps": 8000, "seed": 1, "disp_freq": 100, "save_freq": 1000},
 }
 
 
@@ -63,7 +63,7 @@ def make_data(workdir: Path) -> dict[str, list[str]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", default="/tmp/dpgraph-builtin")
-    ap.add_argument("--max-time", type=float, default=1200.0, help="training wall-time bound (s)")
+    ap.add_argument("--max-time", type=float, default=1750.0, help="training wall-time bound (s; the budget is 30 min)")
     ap.add_argument("--steps", type=int, default=BUILTIN_INPUT["training"]["numb_steps"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(BUILTIN_DIR), help="where cuau.pt and cuau.json go")
@@ -99,7 +99,7 @@ def main() -> None:
         "input": BUILTIN_INPUT,
         "test_errors": {k: round(float(v), 6) for k, v in table.items() if k.startswith(("rmse", "mae"))},
         "units": {"rmse_e": "eV/atom", "rmse_f": "eV/A", "rmse_v": "eV/atom", "demo_box": "eV/atom, eV/A, GPa"},
-        "demo_box": {k: round(v, 6) for k, v in demo.items()},
+        "demo_box": {k: round(float(v), 6) for k, v in demo.items()},
         # fresh held-out frames (another seed) must stay under this; 1.3x the measured test RMSE
         "test_bound": {"rmse_f": round(1.3 * float(table["rmse_f"]), 4), "rmse_e": round(1.3 * float(table["rmse_e"]), 5),
                        "rmse_v": round(1.3 * float(table["rmse_v"]), 5)},

@@ -16,7 +16,7 @@ pytest.importorskip("ase")
 @pytest.fixture(scope="module")
 def fresh_frames():
     # a seed no set of scripts/make_builtin_model.py uses: data the model never saw
-    return sample_frames(3, 2, seed=2026)
+    return sample_frames(8, 2, seed=2026)
 
 
 def test_shipped_files_are_small_and_described():
