@@ -43,11 +43,12 @@ void NeighborListGraph::rebuild_topology(int nlocal, int nall, const NeighborLis
     is_center[i] = 1;
     const int* jlist = list.firstneigh[i];  // LAMMPS: numneigh/firstneigh are indexed by atom, not by ii
     for (int jj = 0; jj < list.numneigh[i]; ++jj) {
-      if (jlist[jj] < 0)
-        throw Error("neighbor index " + std::to_string(jlist[jj]) + " of atom " + std::to_string(i) + " is negative");
+      // mask first: flags in bits 30-31 make a valid index negative as an int; garbage (e.g. -1) masks to
+      // an index far beyond nall and is refused below
       const int j = jlist[jj] & kNeighMask;
       if (j >= nall)
-        throw Error("neighbor index " + std::to_string(j) + " of atom " + std::to_string(i) + " is outside [0, " +
+        throw Error("neighbor index " + std::to_string(j) + " (raw " + std::to_string(jlist[jj]) + ", LAMMPS' "
+                    "special-bond bits removed) of atom " + std::to_string(i) + " is outside [0, " +
                     std::to_string(nall) + ")");
       if (seen[j] == i)
         throw Error("atom " + std::to_string(j) + " is listed twice as a neighbor of atom " + std::to_string(i) +

@@ -21,7 +21,7 @@ import torch
 from dpgraph.samples import water_box
 from dpgraph.export.cache import cached_export
 from dpgraph.graph import build_graph
-from dpgraph import lammps_md
+from dpgraph.app import lammps_md
 from dpgraph.app.lammps_md import lmp_executable
 from dpgraph.models import build_model, compute_descriptor_stats
 
