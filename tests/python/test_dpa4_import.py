@@ -108,7 +108,7 @@ DESCRIPTOR_REFUSALS = [
     ("full_attn_res", "dependent"), ("block_attn_res", "independent"), ("n_focus", 2), ("focus_dim", 8),
     ("atten_f_mix", True), ("atten_v_proj", True), ("atten_o_proj", True),
 ("ffn_so3_grid", True), ("node_wise_s2", True), ("node_wise_so3", True),
-    ("message_node_s2", True), ("message_node_so3", True), ("so3_readout", "glu"), ("so3_readout", "mlp"),
+    ("message_node_s2", True), ("message_node_so3", True), ("so3_readout", "attn"), ("kmax", 3),
     ("extra_node_l", 5), ("inner_clamp_r_inner", 0.5), ("add_chg_spin_ebd", True), ("use_spin", [True, False]),
     ("precision", "float16"), ("precision", "bfloat16"), ("lmax", 7),
     ("activation_function", "gelu"), ("grid_mlp", [False, False, True]), ("grid_branch", 2),

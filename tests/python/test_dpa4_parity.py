@@ -123,6 +123,8 @@ OPTIONS = [
      "readout_layers": 2, "sandwich_norm": [True, False, False, True], "so2_norm": True},
     {"lmax": 4, "mmax": 4, "n_blocks": 1, "radial_so2_rank": 2, "env_exp": [5, 3], "radial_mlp": [24, 12],
      "ffn_neurons": 40, "edge_norm": False, "mlp_bias": True},
+    {"so3_readout": "glu", "kmax": 0, "l_schedule": [3, 2], "glu_activation": False},
+    {"so3_readout": "mlp", "kmax": 2, "readout_layers": 2, "mlp_bias": True, "extra_node_l": 1},
 ]
 
 

@@ -39,7 +39,6 @@ _FIXED = {
     "node_wise_so3": (False, "False"),
     "message_node_s2": (False, "False"),
     "message_node_so3": (False, "False"),
-    "so3_readout": ("none", "'none'"),
     "inner_clamp_r_inner": (None, "None (no ZBL bridging / inner clamp)"),
     "inner_clamp_r_outer": (None, "None (no ZBL bridging / inner clamp)"),
     "add_chg_spin_ebd": (False, "False (no charge/spin embedding)"),
@@ -52,7 +51,7 @@ _KNOWN = set(_FIXED) | {
     "n_atten_head", "sandwich_norm", "s2_activation", "readout_layers", "lebedev_quadrature",
     "activation_function", "glu_activation", "layer_scale", "so2_norm", "mlp_bias", "precision", "extra_node_l",
     "exclude_types", "eps", "trainable", "seed",
-    "default_chg_spin", "use_amp", "so2_layers",
+    "default_chg_spin", "use_amp", "so2_layers", "so3_readout",
 }
 
 
@@ -126,6 +125,12 @@ def check_config(cfg: dict) -> dict:
             _refuse("lebedev_quadrature", c.get("lebedev_quadrature"),
                     f"True where s2_activation is on ({name} grid): the e3nn product grid is not exact")
     sandwich = [bool(x) for x in (c.get("sandwich_norm") or [False, True, True, False])]
+    readout = str(c.get("so3_readout", "none")).lower()
+    if readout not in ("none", "glu", "mlp"):
+        _refuse("so3_readout", c.get("so3_readout"), "'none', 'glu' or 'mlp'")
+    kmax = int(c.get("kmax", 1))
+    if kmax < 0 or kmax > int(c.get("lmax", 3)):
+        _refuse("kmax", kmax, f"0..lmax ({c.get('lmax', 3)})")
     env_exp = [int(x) for x in (c.get("env_exp") or [7, 5])]
     glu = bool(c.get("glu_activation", True))
     ffn_neurons = int(c.get("ffn_neurons", 0))
@@ -147,7 +152,7 @@ def check_config(cfg: dict) -> dict:
         ffn_blocks=int(c.get("ffn_blocks", 1)), readout_layers=int(c.get("readout_layers", 1)),
         eps=float(c.get("eps", 1e-7)), layer_scale=bool(c.get("layer_scale", False)),
         so2_norm=bool(c.get("so2_norm", False)), extra_node_l=extra, mlp_bias=bool(c.get("mlp_bias", False)),
-        rcut=float(c.get("rcut", 6.0)), n_radial=int(c.get("n_radial", 16)),
+        rcut=float(c.get("rcut", 6.0)), n_radial=int(c.get("n_radial", 16)), so3_readout=readout, kmax=kmax,
     )
     if c["ffn_blocks"] < 1:
         _refuse("ffn_blocks", c["ffn_blocks"], ">= 1")
@@ -201,7 +206,14 @@ class DescrptDPA4(nn.Module):
             [InteractionBlock(l, m, ch, c, dt, node_lmax=l + self.extra_node_l)
              for l, m in zip(self.l_schedule, self.m_schedule)]
         )
-        ro = [EquivariantFFN(0, ch, c["out_ffn_neurons"], False, c["glu_activation"], act, dt, c["mlp_bias"])
+        # so3_readout 'glu' / 'mlp': the read-out FFNs see the whole node tensor (degree of the last
+        # block) through an SO(3) grid net; 'none': the l = 0 row only
+        self.so3_readout = c["so3_readout"]
+        ro_l = 0 if self.so3_readout == "none" else self.l_schedule[-1] + self.extra_node_l
+        self.readout_dim = (ro_l + 1) ** 2
+        grid = None if self.so3_readout == "none" else self.so3_readout
+        ro = [EquivariantFFN(ro_l, ch, c["out_ffn_neurons"], False, c["glu_activation"], act, dt, c["mlp_bias"],
+                             so3_grid=grid, kmax=min(c["kmax"], ro_l))
               for _ in range(c["readout_layers"])]
         self.readout_pre_layers = nn.ModuleList(ro[:-1])
         self.output_ffn = ro[-1]
@@ -255,7 +267,7 @@ class DescrptDPA4(nn.Module):
         for blk, l_b in zip(self.blocks, self.l_schedule):
             x = x[:, : (l_b + self.extra_node_l + 1) ** 2]
             x = blk(x, src, dst, rot_d, env, inv_sqrt_deg, rad[:, : l_b + 1], edge_mask)
-        y = x[:, :1]
+        y = x[:, : self.readout_dim]
         for layer in self.readout_pre_layers:
             y = y + layer(y)
-        return (y + self.output_ffn(y))[:, 0]
+        return (y + self.output_ffn(y))[:, 0]  # (N, C): the l = 0 row of the last residual sum

@@ -6,13 +6,14 @@ streams (always 1 here), C channels. Lengths in Å.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import torch
 from torch import nn
 
-from .basis import real_sh, sphere_quadrature
+from .basis import WignerTables, edge_rotation, real_sh, sphere_quadrature, wigner_blocks
 
 ACTIVATIONS = ("silu", "tanh", "relu", "sigmoid", "softplus", "linear", "none")
 
@@ -288,20 +289,116 @@ class S2GridGLU(nn.Module):
         return torch.cat([out[:, :1] + s_out[:, None, :], out[:, 1:]], 1)
 
 
+def so3_frames(kmax: int) -> list[int]:
+    """deepmd-kit's Wigner-D frame set ``[0, -1, 1, ..., -kmax, kmax]``."""
+    return [0] + [s * k for k in range(1, kmax + 1) for s in (-1, 1)]
+
+
+@functools.lru_cache(maxsize=None)
+def so3_grid(lmax: int, kmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact SO(3) projectors for packed (l, m, k) coefficients, k in :func:`so3_frames`.
+
+    Grid rotations ``g = Rz(gamma) R_p`` (``R_p p = z``; p on an exact degree ``3*lmax``
+    sphere rule, gamma on ``3*kmax+1`` uniform angles) with Haar weights; exact for the
+    cubic integrands of the grid products, so any exact rule gives deepmd-kit's
+    (Lebedev x gamma) numbers. Returns to_grid (G, D*K) with entries ``D(g)[(l,k),(l,m)]``
+    (zero for ``|k| > l``) and from_grid (D*K, G) ``= (2l+1) w D(g)[(l,k),(l,m)]``.
+    """
+    frames = so3_frames(kmax)
+    pts, w = sphere_quadrature(3 * lmax)
+    n_gamma = 1 if kmax == 0 else 3 * kmax + 1
+    gam = 2.0 * math.pi * np.arange(n_gamma) / n_gamma
+    rz = np.zeros((n_gamma, 3, 3))
+    rz[:, 0, 0] = rz[:, 1, 1] = np.cos(gam)
+    rz[:, 0, 1], rz[:, 1, 0] = -np.sin(gam), np.sin(gam)
+    rz[:, 2, 2] = 1.0
+    r_p = edge_rotation(torch.tensor(pts, dtype=torch.float64)).numpy()  # (P, 3, 3)
+    rot = np.einsum("gij,pjk->pgik", rz, r_p).reshape(-1, 3, 3)
+    weights = np.repeat(w, n_gamma) / n_gamma
+    tab = WignerTables(lmax)
+    couple = [torch.tensor(tab.couple[l]) for l in range(2, lmax + 1)]
+    dmat = wigner_blocks(torch.tensor(rot), lmax, torch.tensor(tab.l1), couple).numpy()  # (G, D, D)
+    d, k = (lmax + 1) ** 2, len(frames)
+    to_g = np.zeros((rot.shape[0], d * k))
+    for l in range(lmax + 1):
+        for m in range(-l, l + 1):
+            for j, f in enumerate(frames):
+                if abs(f) <= l:
+                    to_g[:, (l * l + l + m) * k + j] = dmat[:, l * l + l + f, l * l + l + m]
+    degs = np.repeat(np.asarray(degree_index(lmax)), k)
+    from_g = (to_g * weights[:, None] * (2.0 * degs + 1.0)[None, :]).T.copy()
+    return to_g, from_g
+
+
+class SO3GridNet(nn.Module):
+    """deepmd-kit's SO(3) (Wigner-D) grid net, ``mode='self'``, op ``'glu'`` or ``'mlp'``, one focus stream.
+
+    q (B, D, 2KH) -> (B, D, KH), K = 2*kmax+1 frames, channel index ``frame * H + c``;
+    halves ``left``/``right``. glu: ``from_grid(to_grid(left) * to_grid(right))``;
+    mlp: per-frame ``[left, right]`` (2H) through ``grid_op.left_proj`` / ``right_proj``
+    (2H, 2H), grid product, ``grid_op.out_proj`` (2H, H). Then every coefficient is
+    scaled by ``sigmoid(scalar_gate(s))`` and ``silu(s_l) * s_r`` is added to
+    (l, k) = (0, 0), with ``s = [left, right]`` at (l, k) = (0, 0) (B, 2H).
+    """
+
+    def __init__(self, lmax: int, kmax: int, channels: int, op: str, dtype, bias: bool = False):
+        super().__init__()
+        self.h, self.k, self.op = channels, len(so3_frames(kmax)), op
+        to_g, from_g = so3_grid(lmax, kmax)
+        self.register_buffer("to_grid", torch.tensor(to_g, dtype=dtype), persistent=False)  # (G, D*K)
+        self.register_buffer("from_grid", torch.tensor(from_g, dtype=dtype), persistent=False)  # (D*K, G)
+        self.scalar_gate = FocusLinear(2 * channels, channels, dtype, bias)
+        if op == "mlp":
+            self.grid_op = nn.Module()
+            self.grid_op.left_proj = FocusLinear(2 * channels, 2 * channels, dtype)
+            self.grid_op.right_proj = FocusLinear(2 * channels, 2 * channels, dtype)
+            self.grid_op.out_proj = FocusLinear(2 * channels, channels, dtype)
+
+    def _product(self, a, b):
+        """(B, D, K, C) x2 -> (B, D, K, C) ``from_grid(to_grid(a) * to_grid(b))``."""
+        bsz, d, k, c = a.shape
+        ga = torch.matmul(self.to_grid, a.reshape(bsz, d * k, c))  # (B, G, C)
+        gb = torch.matmul(self.to_grid, b.reshape(bsz, d * k, c))
+        return torch.matmul(self.from_grid, ga * gb).reshape(bsz, d, k, c)
+
+    def forward(self, q):
+        bsz, d, _ = q.shape
+        h, k = self.h, self.k
+        left = q[..., : k * h].reshape(bsz, d, k, h)
+        right = q[..., k * h:].reshape(bsz, d, k, h)
+        pair = torch.cat([left[:, 0, 0], right[:, 0, 0]], -1)  # (B, 2H)
+        if self.op == "mlp":
+            fused = torch.cat([left, right], -1)  # (B, D, K, 2H)
+            out = self.grid_op.out_proj(self._product(self.grid_op.left_proj(fused), self.grid_op.right_proj(fused)))
+        else:
+            out = self._product(left, right)
+        out = out * torch.sigmoid(self.scalar_gate(pair))[:, None, None, :]
+        s_out = torch.nn.functional.silu(pair[:, :h]) * pair[:, h:]
+        head = torch.cat([out[:, :1, :1] + s_out[:, None, None, :], out[:, :1, 1:]], 2)
+        return torch.cat([head, out[:, 1:]], 1).reshape(bsz, d, k * h)
+
+
 class EquivariantFFN(nn.Module):
-    """SO3Linear -> (S2 grid GLU | gated activation) -> SO3Linear; (N, D, C) -> (N, D, C)."""
+    """SO3Linear -> (S2 grid GLU | SO(3) grid net | gated activation) -> SO3Linear; (N, D, C) -> (N, D, C).
+
+    ``so3_grid`` (``'glu'`` / ``'mlp'``, with ``kmax``): deepmd-kit's ``ffn_so3_grid`` path
+    (K = 2*kmax+1 frames: the linears are (C, 2KH) and (KH, C)).
+    """
 
     def __init__(self, lmax: int, channels: int, hidden: int, s2_grid: bool, glu: bool, act: str, dtype,
-                 bias: bool = False):
+                 bias: bool = False, so3_grid: str | None = None, kmax: int = 1):
         super().__init__()
-        self.s2_grid, self.glu, self.hidden = s2_grid, glu, hidden
-        width = 2 * hidden if (s2_grid or glu) else hidden
+        self.s2_grid, self.glu, self.hidden = s2_grid or so3_grid is not None, glu, hidden
+        frames = len(so3_frames(kmax)) if so3_grid is not None else 1
+        width = 2 * frames * hidden if (self.s2_grid or glu) else hidden
         self.so3_linear_1 = SO3Linear(lmax, channels, width, dtype, bias)
-        if s2_grid:
+        if so3_grid is not None:
+            self.act = SO3GridNet(lmax, kmax, hidden, so3_grid, dtype, bias)
+        elif s2_grid:
             self.act = S2GridGLU(lmax, hidden, dtype, bias=bias)
         else:
             self.act = GatedActivation(degree_index(lmax), hidden, act, dtype, bias)
-        self.so3_linear_2 = SO3Linear(lmax, hidden, channels, dtype, bias)
+        self.so3_linear_2 = SO3Linear(lmax, frames * hidden, channels, dtype, bias)
 
     def forward(self, x):
         y = self.so3_linear_1(x)
