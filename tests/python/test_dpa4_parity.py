@@ -125,6 +125,9 @@ OPTIONS = [
      "ffn_neurons": 40, "edge_norm": False, "mlp_bias": True},
     {"so3_readout": "glu", "kmax": 0, "l_schedule": [3, 2], "glu_activation": False},
     {"so3_readout": "mlp", "kmax": 2, "readout_layers": 2, "mlp_bias": True, "extra_node_l": 1},
+    {"message_node_so3": True, "grid_mlp": [False, True, False], "kmax": 2, "mlp_bias": True, "n_atten_head": 0,
+     "l_schedule": [3, 2], "m_schedule": [2, 1]},
+    {"message_node_s2": True, "mmax": 1, "s2_activation": [True, True], "extra_node_l": 1},
 ]
 
 

@@ -37,8 +37,6 @@ _FIXED = {
     "ffn_so3_grid": (False, "False"),
     "node_wise_s2": (False, "False"),
     "node_wise_so3": (False, "False"),
-    "message_node_s2": (False, "False"),
-    "message_node_so3": (False, "False"),
     "inner_clamp_r_inner": (None, "None (no ZBL bridging / inner clamp)"),
     "inner_clamp_r_outer": (None, "None (no ZBL bridging / inner clamp)"),
     "add_chg_spin_ebd": (False, "False (no charge/spin embedding)"),
@@ -51,7 +49,7 @@ _KNOWN = set(_FIXED) | {
     "n_atten_head", "sandwich_norm", "s2_activation", "readout_layers", "lebedev_quadrature",
     "activation_function", "glu_activation", "layer_scale", "so2_norm", "mlp_bias", "precision", "extra_node_l",
     "exclude_types", "eps", "trainable", "seed",
-    "default_chg_spin", "use_amp", "so2_layers", "so3_readout",
+    "default_chg_spin", "use_amp", "so2_layers", "so3_readout", "message_node_s2", "message_node_so3",
 }
 
 
@@ -83,11 +81,14 @@ def check_config(cfg: dict) -> dict:
     focus_dim = int(c.get("focus_dim", 0))
     if focus_dim not in (0, channels):
         _refuse("focus_dim", focus_dim, f"0 or channels ({channels})")
-    for key in ("grid_mlp", "grid_branch"):
-        v = c.get(key, 0)
-        vals = v if isinstance(v, (list, tuple)) else [v]
-        if any(bool(x) for x in vals):
-            _refuse(key, v, "False / 0 (the GLU grid op)")
+    # [node_wise, message_node, ffn]; only the message_node grid may use the polynomial MLP op
+    gm = c.get("grid_mlp", False)
+    gm = [bool(x) for x in (gm if isinstance(gm, (list, tuple)) else [gm] * 3)]
+    if len(gm) != 3 or gm[0] or gm[2]:
+        _refuse("grid_mlp", c.get("grid_mlp"), "False, or [False, True/False, False] (the message_node grid)")
+    gb = c.get("grid_branch", 0)
+    if any(bool(x) for x in (gb if isinstance(gb, (list, tuple)) else [gb])):
+        _refuse("grid_branch", gb, "0 (the GLU / MLP grid ops)")
     lmax = int(c.get("lmax", 3))
     n_blocks = int(c.get("n_blocks", 3))
     l_sched = c.get("l_schedule") or [lmax] * n_blocks
@@ -124,6 +125,10 @@ def check_config(cfg: dict) -> dict:
         if s2[i] and not leb[i]:
             _refuse("lebedev_quadrature", c.get("lebedev_quadrature"),
                     f"True where s2_activation is on ({name} grid): the e3nn product grid is not exact")
+    message_node = "so3" if c.get("message_node_so3") else ("s2" if c.get("message_node_s2") else None)
+    if message_node == "s2" and not leb[0]:
+        _refuse("lebedev_quadrature", c.get("lebedev_quadrature"),
+                "True for the SO(2) grid where message_node_s2 is on: the e3nn product grid is not exact")
     sandwich = [bool(x) for x in (c.get("sandwich_norm") or [False, True, True, False])]
     readout = str(c.get("so3_readout", "none")).lower()
     if readout not in ("none", "glu", "mlp"):
@@ -153,6 +158,7 @@ def check_config(cfg: dict) -> dict:
         eps=float(c.get("eps", 1e-7)), layer_scale=bool(c.get("layer_scale", False)),
         so2_norm=bool(c.get("so2_norm", False)), extra_node_l=extra, mlp_bias=bool(c.get("mlp_bias", False)),
         rcut=float(c.get("rcut", 6.0)), n_radial=int(c.get("n_radial", 16)), so3_readout=readout, kmax=kmax,
+        message_node=message_node, message_node_op="mlp" if gm[1] else "glu",
     )
     if c["ffn_blocks"] < 1:
         _refuse("ffn_blocks", c["ffn_blocks"], ">= 1")

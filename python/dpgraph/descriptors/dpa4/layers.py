@@ -237,6 +237,29 @@ class GatedActivation(nn.Module):
         return torch.cat([x0, x[:, 1:] * g[:, self.rows]], 1)
 
 
+def s2_grid(lmax: int, mmax: int, coeff_index=None) -> tuple[np.ndarray, np.ndarray]:
+    """deepmd-kit's S2 projectors on an exact degree ``3*lmax`` rule: to_grid (G, D), from_grid (D, G).
+
+    to: ``Y/sqrt(lmax+1)``; from: ``w Y sqrt(lmax+1) (2l+1)`` (Y the y-polar "norm" harmonics);
+    degrees l > mmax rescaled by ``sqrt((2l+1)/(2mmax+1))`` in both; ``coeff_index`` picks rows.
+    """
+    pts, w = sphere_quadrature(3 * lmax)
+    y = real_sh(pts[:, [2, 0, 1]], lmax)  # component norm, grid basis
+    degs = np.asarray(degree_index(lmax))
+    y = y / np.sqrt(2 * degs + 1.0)  # "norm" normalisation
+    scale = math.sqrt(lmax + 1.0)
+    to_g = y / scale
+    from_g = y * (w[:, None] * scale * (2 * degs + 1.0)[None, :])
+    if mmax != lmax:
+        resc = np.where(degs > mmax, np.sqrt((2 * degs + 1.0) / (2 * mmax + 1.0)), 1.0)
+        to_g = to_g * resc
+        from_g = from_g * resc
+    if coeff_index is not None:
+        to_g = to_g[:, coeff_index]
+        from_g = from_g[:, coeff_index]
+    return to_g, from_g.T.copy()
+
+
 class S2GridGLU(nn.Module):
     """deepmd-kit's S2 grid net, ``mode='self'``, ``op='glu'``, one focus stream.
 
@@ -257,23 +280,9 @@ class S2GridGLU(nn.Module):
                  bias: bool = False):
         super().__init__()
         self.h = channels
-        mmax = lmax if mmax is None else mmax
-        pts, w = sphere_quadrature(3 * lmax)
-        y = real_sh(pts[:, [2, 0, 1]], lmax)  # component norm, grid basis
-        degs = np.asarray(degree_index(lmax))
-        y = y / np.sqrt(2 * degs + 1.0)  # "norm" normalisation
-        scale = math.sqrt(lmax + 1.0)
-        to_g = y / scale
-        from_g = y * (w[:, None] * scale * (2 * degs + 1.0)[None, :])
-        if mmax != lmax:
-            resc = np.where(degs > mmax, np.sqrt((2 * degs + 1.0) / (2 * mmax + 1.0)), 1.0)
-            to_g = to_g * resc
-            from_g = from_g * resc
-        if coeff_index is not None:
-            to_g = to_g[:, coeff_index]
-            from_g = from_g[:, coeff_index]
+        to_g, from_g = s2_grid(lmax, lmax if mmax is None else mmax, coeff_index)
         self.register_buffer("to_grid", torch.tensor(to_g, dtype=dtype), persistent=False)  # (G, D)
-        self.register_buffer("from_grid", torch.tensor(from_g.T.copy(), dtype=dtype), persistent=False)  # (D, G)
+        self.register_buffer("from_grid", torch.tensor(from_g, dtype=dtype), persistent=False)  # (D, G)
         self.scalar_gate = FocusLinear(2 * channels, channels, dtype, bias)
 
     def forward(self, q):
@@ -376,6 +385,70 @@ class SO3GridNet(nn.Module):
         s_out = torch.nn.functional.silu(pair[:, :h]) * pair[:, h:]
         head = torch.cat([out[:, :1, :1] + s_out[:, None, None, :], out[:, :1, 1:]], 2)
         return torch.cat([head, out[:, 1:]], 1).reshape(bsz, d, k * h)
+
+
+class CrossGridNet(nn.Module):
+    """deepmd-kit's ``mode='cross'`` grid net on packed coefficients (the ``message_node_*`` product).
+
+    query, context (B, D, C) -> (B, D, C). S2 (``kmax=None``): operands as they are; SO(3):
+    ``frame_expand`` (lmax+1, C, KC) per degree on both, ``frame_contract`` (lmax+1, KC, C)
+    at the end (channel index ``frame * C + c``). Grid op glu: ``from(to(q) * to(x))``; mlp:
+    ``grid_op.left_proj`` (C, 2C) on q, ``right_proj`` (C, 2C) on x, product, ``out_proj`` (2C, C),
+    per frame. Then the scalar path of :class:`SO3GridNet` with ``s = [q, x]`` at l = 0 before the
+    expansion (B, 2C), and the per-channel ``residual_scale`` (1, C).
+    """
+
+    def __init__(self, lmax: int, channels: int, op: str, dtype, bias: bool = False, kmax: int | None = None):
+        super().__init__()
+        self.c, self.op = channels, op
+        self.k = 1 if kmax is None else len(so3_frames(kmax))
+        to_g, from_g = s2_grid(lmax, lmax) if kmax is None else so3_grid(lmax, kmax)
+        self.register_buffer("to_grid", torch.tensor(to_g, dtype=dtype), persistent=False)  # (G, D*K)
+        self.register_buffer("from_grid", torch.tensor(from_g, dtype=dtype), persistent=False)  # (D*K, G)
+        self.register_buffer("deg", torch.tensor(degree_index(lmax)), persistent=False)
+        self.scalar_gate = FocusLinear(2 * channels, channels, dtype, bias)
+        if op == "mlp":
+            self.grid_op = nn.Module()
+            self.grid_op.left_proj = FocusLinear(channels, 2 * channels, dtype)
+            self.grid_op.right_proj = FocusLinear(channels, 2 * channels, dtype)
+            self.grid_op.out_proj = FocusLinear(2 * channels, channels, dtype)
+        if kmax is not None:
+            self.frame_expand = nn.Module()
+            self.frame_expand.weight = _param((lmax + 1, channels, self.k * channels), dtype)
+            self.frame_contract = nn.Module()
+            self.frame_contract.weight = _param((lmax + 1, self.k * channels, channels), dtype)
+        self.residual_scale = _param((1, channels), dtype)
+
+    def _product(self, a, b):
+        """(B, D, K, C') x2 -> (B, D, K, C') ``from_grid(to_grid(a) * to_grid(b))``."""
+        bsz, d, k, c = a.shape
+        ga = torch.matmul(self.to_grid, a.reshape(bsz, d * k, c))  # (B, G, C')
+        gb = torch.matmul(self.to_grid, b.reshape(bsz, d * k, c))
+        return torch.matmul(self.from_grid, ga * gb).reshape(bsz, d, k, c)
+
+    def _per_degree(self, x, weight):
+        """(B, D, Cin) @ weight[l(d)] (lmax+1, Cin, Cout) -> (B, D, Cout)."""
+        return torch.matmul(x.transpose(0, 1), weight[self.deg]).transpose(0, 1)
+
+    def forward(self, query, context):
+        bsz, d, c = query.shape
+        pair = torch.cat([query[:, 0], context[:, 0]], -1)  # (B, 2C)
+        if hasattr(self, "frame_expand"):
+            query = self._per_degree(query, self.frame_expand.weight)
+            context = self._per_degree(context, self.frame_expand.weight)
+        q = query.reshape(bsz, d, self.k, c)
+        x = context.reshape(bsz, d, self.k, c)
+        if self.op == "mlp":
+            out = self.grid_op.out_proj(self._product(self.grid_op.left_proj(q), self.grid_op.right_proj(x)))
+        else:
+            out = self._product(q, x)
+        out = out * torch.sigmoid(self.scalar_gate(pair))[:, None, None, :]
+        s_out = torch.nn.functional.silu(pair[:, :c]) * pair[:, c:]
+        head = torch.cat([out[:, :1, :1] + s_out[:, None, None, :], out[:, :1, 1:]], 2)
+        out = torch.cat([head, out[:, 1:]], 1).reshape(bsz, d, self.k * c)
+        if hasattr(self, "frame_contract"):
+            out = self._per_degree(out, self.frame_contract.weight)
+        return out * self.residual_scale[0]
 
 
 class EquivariantFFN(nn.Module):

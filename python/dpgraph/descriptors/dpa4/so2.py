@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ...ops import envelope_gated_softmax, segment_sum
-from .layers import FocusLinear, GatedActivation, S2GridGLU, ScalarRMSNorm, SO3Linear, _param, degree_index
+from .layers import CrossGridNet, FocusLinear, GatedActivation, S2GridGLU, ScalarRMSNorm, SO3Linear, _param, degree_index
 
 
 def m_major_index(lmax: int, mmax: int) -> tuple[list[int], list[int]]:
@@ -148,7 +148,8 @@ class SO2Convolution(nn.Module):
 
     def __init__(self, lmax: int, mmax: int, channels: int, mixing_layers: int, n_head: int,
                  radial_mode: str, radial_rank: int, so2_s2_activation: bool, act: str, eps: float, dtype,
-                 layer_scale: bool = False, so2_norm: bool = False, bias: bool = False):
+                 layer_scale: bool = False, so2_norm: bool = False, bias: bool = False,
+                 message_node: str | None = None, message_node_op: str = "glu", kmax: int = 1):
         super().__init__()
         self.lmax, self.mmax, self.c, self.n_head, self.eps = lmax, mmax, channels, n_head, eps
         idx, deg = m_major_index(lmax, mmax)
@@ -180,6 +181,12 @@ class SO2Convolution(nn.Module):
         # layer_scale: per-channel scale on each SO(2) residual update, ``adam_so2_layer_scales.{i}`` (1, C)
         self.adam_so2_layer_scales = (
             nn.ParameterList([_param((1, channels), dtype) for _ in range(mixing_layers)]) if layer_scale else None
+        )
+        # message_node 's2' / 'so3': ``out += CrossGridNet(out, x)`` before post_focus_mix
+        self.message_node_grid_product = (
+            CrossGridNet(lmax, channels, message_node_op, dtype, bias,
+                         kmax=min(kmax, lmax) if message_node == "so3" else None)
+            if message_node is not None else None
         )
         if n_head > 0:
             self.head_dim = channels // n_head
@@ -239,4 +246,6 @@ class SO2Convolution(nn.Module):
             out = segment_sum(val, dst, n)  # (N, D, H, hd)
             gate = torch.sigmoid(self.attn_output_gate_norm(x0) @ self.adamw_attn_gate_w[:, 0, :])  # (N, H)
             out = (out * gate[:, None, :, None]).reshape(n, dim, self.c)
+        if self.message_node_grid_product is not None:
+            out = out + self.message_node_grid_product(out, x)
         return self.post_focus_mix(out)
