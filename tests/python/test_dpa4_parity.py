@@ -128,6 +128,7 @@ OPTIONS = [
     {"message_node_so3": True, "grid_mlp": [False, True, False], "kmax": 2, "mlp_bias": True, "n_atten_head": 0,
      "l_schedule": [3, 2], "m_schedule": [2, 1]},
     {"message_node_s2": True, "mmax": 1, "s2_activation": [True, True], "extra_node_l": 1},
+    {"atten_f_mix": True, "atten_v_proj": True, "atten_o_proj": True, "n_atten_head": 4, "mlp_bias": True},
 ]
 
 

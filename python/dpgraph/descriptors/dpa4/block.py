@@ -32,6 +32,7 @@ class InteractionBlock(nn.Module):
             cfg["radial_so2_rank"], cfg["s2_activation"][0], cfg["activation_function"], eps, dtype,
             layer_scale=cfg["layer_scale"], so2_norm=cfg["so2_norm"], bias=cfg["mlp_bias"],
             message_node=cfg["message_node"], message_node_op=cfg["message_node_op"], kmax=cfg["kmax"],
+            atten_f_mix=cfg["atten_f_mix"], atten_v_proj=cfg["atten_v_proj"], atten_o_proj=cfg["atten_o_proj"],
         )
         n = cfg["ffn_blocks"]
         self.pre_ffn_norms = nn.ModuleList(

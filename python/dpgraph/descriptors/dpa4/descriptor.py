@@ -31,9 +31,6 @@ _FIXED = {
     "full_attn_res": ("none", "'none'"),
     "block_attn_res": ("none", "'none'"),
     "n_focus": (1, "1"),
-    "atten_f_mix": (False, "False"),
-    "atten_v_proj": (False, "False"),
-    "atten_o_proj": (False, "False"),
     "ffn_so3_grid": (False, "False"),
     "node_wise_s2": (False, "False"),
     "node_wise_so3": (False, "False"),
@@ -50,6 +47,7 @@ _KNOWN = set(_FIXED) | {
     "activation_function", "glu_activation", "layer_scale", "so2_norm", "mlp_bias", "precision", "extra_node_l",
     "exclude_types", "eps", "trainable", "seed",
     "default_chg_spin", "use_amp", "so2_layers", "so3_readout", "message_node_s2", "message_node_so3",
+    "atten_f_mix", "atten_v_proj", "atten_o_proj",
 }
 
 
@@ -159,6 +157,8 @@ def check_config(cfg: dict) -> dict:
         so2_norm=bool(c.get("so2_norm", False)), extra_node_l=extra, mlp_bias=bool(c.get("mlp_bias", False)),
         rcut=float(c.get("rcut", 6.0)), n_radial=int(c.get("n_radial", 16)), so3_readout=readout, kmax=kmax,
         message_node=message_node, message_node_op="mlp" if gm[1] else "glu",
+        atten_f_mix=bool(c.get("atten_f_mix", False)), atten_v_proj=bool(c.get("atten_v_proj", False)),
+        atten_o_proj=bool(c.get("atten_o_proj", False)),
     )
     if c["ffn_blocks"] < 1:
         _refuse("ffn_blocks", c["ffn_blocks"], ">= 1")

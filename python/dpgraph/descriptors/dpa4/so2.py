@@ -149,7 +149,8 @@ class SO2Convolution(nn.Module):
     def __init__(self, lmax: int, mmax: int, channels: int, mixing_layers: int, n_head: int,
                  radial_mode: str, radial_rank: int, so2_s2_activation: bool, act: str, eps: float, dtype,
                  layer_scale: bool = False, so2_norm: bool = False, bias: bool = False,
-                 message_node: str | None = None, message_node_op: str = "glu", kmax: int = 1):
+                 message_node: str | None = None, message_node_op: str = "glu", kmax: int = 1,
+                 atten_f_mix: bool = False, atten_v_proj: bool = False, atten_o_proj: bool = False):
         super().__init__()
         self.lmax, self.mmax, self.c, self.n_head, self.eps = lmax, mmax, channels, n_head, eps
         idx, deg = m_major_index(lmax, mmax)
@@ -197,6 +198,11 @@ class SO2Convolution(nn.Module):
             self.adamw_attn_logit_w = _param((channels, 1, n_head), dtype)
             self.adamw_attn_z_bias_raw = _param((1, n_head), dtype)
             self.adamw_attn_gate_w = _param((channels, 1, n_head), dtype)
+            # optional bias-free per-degree (C, C) maps: on the rotated-back message (atten_f_mix),
+            # on the attention values (atten_v_proj), on the gated head outputs (atten_o_proj)
+            self.attn_focus_mix = SO3Linear(lmax, channels, channels, dtype) if atten_f_mix else None
+            self.attn_v_proj = SO3Linear(lmax, channels, channels, dtype) if atten_v_proj else None
+            self.attn_o_proj = SO3Linear(lmax, channels, channels, dtype) if atten_o_proj else None
 
     def forward(self, x, src, dst, rot_d, edge_env, inv_sqrt_deg, rad, edge_mask):
         """x (N, D, C); rot_d (E, Dfull, Dfull) Wigner-D; edge_env (E, 1);
@@ -234,6 +240,8 @@ class SO2Convolution(nn.Module):
             out = segment_sum(msg * edge_env[:, :, None], dst, n) * inv_sqrt_deg
         else:
             h, hd = self.n_head, self.head_dim
+            if self.attn_focus_mix is not None:
+                msg = self.attn_focus_mix(msg)
             x0 = x[:, 0]  # (N, C)
             qk = self.attn_qk_norm(x0)
             q = self.attn_q_proj(qk).index_select(0, dst).reshape(e, h, hd)
@@ -242,10 +250,13 @@ class SO2Convolution(nn.Module):
             alpha = envelope_gated_softmax(
                 logits[:, None, :], edge_env, dst, n, self.adamw_attn_z_bias_raw, self.eps, edge_mask=edge_mask
             )[:, 0, :]  # (E, H)
-            val = msg.reshape(e, dim, h, hd) * alpha[:, None, :, None]
+            val = msg if self.attn_v_proj is None else self.attn_v_proj(msg)
+            val = val.reshape(e, dim, h, hd) * alpha[:, None, :, None]
             out = segment_sum(val, dst, n)  # (N, D, H, hd)
             gate = torch.sigmoid(self.attn_output_gate_norm(x0) @ self.adamw_attn_gate_w[:, 0, :])  # (N, H)
             out = (out * gate[:, None, :, None]).reshape(n, dim, self.c)
+            if self.attn_o_proj is not None:
+                out = self.attn_o_proj(out)
         if self.message_node_grid_product is not None:
             out = out + self.message_node_grid_product(out, x)
         return self.post_focus_mix(out)
