@@ -106,7 +106,7 @@ def test_cli_import_to_checkpoint(tmp_path, tree, reference):
 DESCRIPTOR_REFUSALS = [
     ("edge_cartesian", True), ("node_cartesian", "default:1"), ("so2_attn_res", "independent"),
     ("full_attn_res", "dependent"), ("block_attn_res", "independent"), ("n_focus", 2), ("focus_dim", 8),
-("ffn_so3_grid", True), ("node_wise_s2", True), ("node_wise_so3", True),
+("node_wise_s2", True), ("node_wise_so3", True),
     ("so3_readout", "attn"), ("kmax", 3),
     ("extra_node_l", 5), ("inner_clamp_r_inner", 0.5), ("add_chg_spin_ebd", True), ("use_spin", [True, False]),
     ("precision", "float16"), ("precision", "bfloat16"), ("lmax", 7),

@@ -129,6 +129,8 @@ OPTIONS = [
      "l_schedule": [3, 2], "m_schedule": [2, 1]},
     {"message_node_s2": True, "mmax": 1, "s2_activation": [True, True], "extra_node_l": 1},
     {"atten_f_mix": True, "atten_v_proj": True, "atten_o_proj": True, "n_atten_head": 4, "mlp_bias": True},
+    {"ffn_so3_grid": True, "grid_mlp": [False, True, True], "kmax": 2, "extra_node_l": 1, "message_node_so3": True,
+     "mlp_bias": True, "ffn_blocks": 2},
 ]
 
 

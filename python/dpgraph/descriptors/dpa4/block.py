@@ -47,10 +47,13 @@ class InteractionBlock(nn.Module):
             if cfg["layer_scale"] else None
         )
         s2 = cfg["s2_activation"][1]
+        so3 = cfg["ffn_so3_grid"]  # None, 'glu' or 'mlp': the SO(3) grid FFN (wins over the S2 one)
         self.ffns = nn.ModuleList(
             [
-                EquivariantFFN(node_lmax, channels, cfg["block_ffn_neurons"], s2, True if s2 else cfg["glu_activation"],
-                               "silu" if s2 else cfg["activation_function"], dtype, cfg["mlp_bias"])
+                EquivariantFFN(node_lmax, channels, cfg["block_ffn_neurons"], s2 and so3 is None,
+                               True if (s2 or so3) else cfg["glu_activation"],
+                               "silu" if s2 else cfg["activation_function"], dtype, cfg["mlp_bias"],
+                               so3_grid=so3, kmax=min(cfg["kmax"], lmax))
                 for _ in range(n)
             ]
         )

@@ -31,7 +31,6 @@ _FIXED = {
     "full_attn_res": ("none", "'none'"),
     "block_attn_res": ("none", "'none'"),
     "n_focus": (1, "1"),
-    "ffn_so3_grid": (False, "False"),
     "node_wise_s2": (False, "False"),
     "node_wise_so3": (False, "False"),
     "inner_clamp_r_inner": (None, "None (no ZBL bridging / inner clamp)"),
@@ -47,7 +46,7 @@ _KNOWN = set(_FIXED) | {
     "activation_function", "glu_activation", "layer_scale", "so2_norm", "mlp_bias", "precision", "extra_node_l",
     "exclude_types", "eps", "trainable", "seed",
     "default_chg_spin", "use_amp", "so2_layers", "so3_readout", "message_node_s2", "message_node_so3",
-    "atten_f_mix", "atten_v_proj", "atten_o_proj",
+    "atten_f_mix", "atten_v_proj", "atten_o_proj", "ffn_so3_grid",
 }
 
 
@@ -82,8 +81,10 @@ def check_config(cfg: dict) -> dict:
     # [node_wise, message_node, ffn]; only the message_node grid may use the polynomial MLP op
     gm = c.get("grid_mlp", False)
     gm = [bool(x) for x in (gm if isinstance(gm, (list, tuple)) else [gm] * 3)]
-    if len(gm) != 3 or gm[0] or gm[2]:
-        _refuse("grid_mlp", c.get("grid_mlp"), "False, or [False, True/False, False] (the message_node grid)")
+    ffn_so3 = bool(c.get("ffn_so3_grid", False))
+    if len(gm) != 3 or gm[0] or (gm[2] and not ffn_so3):
+        _refuse("grid_mlp", c.get("grid_mlp"),
+                "[False, any, any] with the FFN entry only where ffn_so3_grid is on (no S2 / node-wise grid MLP)")
     gb = c.get("grid_branch", 0)
     if any(bool(x) for x in (gb if isinstance(gb, (list, tuple)) else [gb])):
         _refuse("grid_branch", gb, "0 (the GLU / MLP grid ops)")
@@ -120,7 +121,7 @@ def check_config(cfg: dict) -> dict:
     leb = [leb, leb] if isinstance(leb, bool) or leb is None else list(leb)
     leb = [True if x is None else bool(x) for x in leb]
     for i, name in enumerate(("SO(2)", "FFN")):
-        if s2[i] and not leb[i]:
+        if s2[i] and not leb[i] and not (i == 1 and ffn_so3):
             _refuse("lebedev_quadrature", c.get("lebedev_quadrature"),
                     f"True where s2_activation is on ({name} grid): the e3nn product grid is not exact")
     message_node = "so3" if c.get("message_node_so3") else ("s2" if c.get("message_node_s2") else None)
@@ -150,7 +151,7 @@ def check_config(cfg: dict) -> dict:
         m_schedule=m_sched, lmax=lmax, mixing_layers=mixing, n_atten_head=heads, radial_so2_mode=mode,
         radial_so2_rank=int(c.get("radial_so2_rank", 1)), s2_activation=[bool(x) for x in s2],
         sandwich_norm=sandwich, env_exp=env_exp, glu_activation=glu, radial_mlp=radial_mlp,
-        block_ffn_neurons=width(True if s2[1] else glu), out_ffn_neurons=width(glu),
+        block_ffn_neurons=width(True if (s2[1] or ffn_so3) else glu), out_ffn_neurons=width(glu),
         edge_norm=bool(c.get("edge_norm", True)), use_env_seed=bool(c.get("use_env_seed", True)),
         ffn_blocks=int(c.get("ffn_blocks", 1)), readout_layers=int(c.get("readout_layers", 1)),
         eps=float(c.get("eps", 1e-7)), layer_scale=bool(c.get("layer_scale", False)),
@@ -159,6 +160,7 @@ def check_config(cfg: dict) -> dict:
         message_node=message_node, message_node_op="mlp" if gm[1] else "glu",
         atten_f_mix=bool(c.get("atten_f_mix", False)), atten_v_proj=bool(c.get("atten_v_proj", False)),
         atten_o_proj=bool(c.get("atten_o_proj", False)),
+        ffn_so3_grid=("mlp" if gm[2] else "glu") if ffn_so3 else None,
     )
     if c["ffn_blocks"] < 1:
         _refuse("ffn_blocks", c["ffn_blocks"], ">= 1")
