@@ -105,7 +105,7 @@ def test_cli_import_to_checkpoint(tmp_path, tree, reference):
 # ------------------------------------------------------------------ refusals
 DESCRIPTOR_REFUSALS = [
     ("edge_cartesian", True), ("node_cartesian", "default:1"), ("so2_attn_res", "independent"),
-    ("full_attn_res", "dependent"), ("block_attn_res", "independent"), ("n_focus", 2), ("focus_dim", 8),
+    ("full_attn_res", "dependent"), ("block_attn_res", "independent"), ("n_focus", 0), ("focus_dim", -1),
 ("node_wise_s2", True), ("node_wise_so3", True),
     ("so3_readout", "attn"), ("kmax", 3),
     ("extra_node_l", 5), ("inner_clamp_r_inner", 0.5), ("add_chg_spin_ebd", True), ("use_spin", [True, False]),
@@ -122,6 +122,16 @@ def test_descriptor_refusals(tree, opt, value):
     t["descriptor"]["config"][opt] = value
     if opt == "lmax":
         t["descriptor"]["config"]["l_schedule"] = [7, 7]
+    with pytest.raises(ValueError, match=opt):
+        from_serialized(t)
+
+
+@pytest.mark.parametrize("opt,value", [("so2_norm", True), ("message_node_so3", True), ("s2_activation", [True, True]),
+                                       ("atten_v_proj", True)])
+def test_focus_streams_refusals(tree, opt, value):
+    """Paths implemented for one focus stream only are refused with n_focus > 1."""
+    t = copy.deepcopy(tree)
+    t["descriptor"]["config"].update({"n_focus": 2, "focus_dim": 8, opt: value})
     with pytest.raises(ValueError, match=opt):
         from_serialized(t)
 

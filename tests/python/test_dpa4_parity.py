@@ -131,6 +131,9 @@ OPTIONS = [
     {"atten_f_mix": True, "atten_v_proj": True, "atten_o_proj": True, "n_atten_head": 4, "mlp_bias": True},
     {"ffn_so3_grid": True, "grid_mlp": [False, True, True], "kmax": 2, "extra_node_l": 1, "message_node_so3": True,
      "mlp_bias": True, "ffn_blocks": 2},
+    {"n_focus": 3, "focus_dim": 8, "n_atten_head": 2, "mlp_bias": True, "layer_scale": True, "radial_so2_rank": 2},
+    {"n_focus": 2, "atten_f_mix": True, "atten_v_proj": True, "atten_o_proj": True, "n_atten_head": 4,
+     "edge_norm": False, "mmax": 1},
 ]
 
 

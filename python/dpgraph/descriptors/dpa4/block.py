@@ -33,6 +33,7 @@ class InteractionBlock(nn.Module):
             layer_scale=cfg["layer_scale"], so2_norm=cfg["so2_norm"], bias=cfg["mlp_bias"],
             message_node=cfg["message_node"], message_node_op=cfg["message_node_op"], kmax=cfg["kmax"],
             atten_f_mix=cfg["atten_f_mix"], atten_v_proj=cfg["atten_v_proj"], atten_o_proj=cfg["atten_o_proj"],
+            n_focus=cfg["n_focus"], focus_dim=cfg["focus_dim"], focus_norm=cfg["edge_norm"],
         )
         n = cfg["ffn_blocks"]
         self.pre_ffn_norms = nn.ModuleList(

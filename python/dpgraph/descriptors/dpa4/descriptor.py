@@ -30,7 +30,6 @@ _FIXED = {
     "so2_attn_res": ("none", "'none'"),
     "full_attn_res": ("none", "'none'"),
     "block_attn_res": ("none", "'none'"),
-    "n_focus": (1, "1"),
     "node_wise_s2": (False, "False"),
     "node_wise_so3": (False, "False"),
     "inner_clamp_r_inner": (None, "None (no ZBL bridging / inner clamp)"),
@@ -46,7 +45,7 @@ _KNOWN = set(_FIXED) | {
     "activation_function", "glu_activation", "layer_scale", "so2_norm", "mlp_bias", "precision", "extra_node_l",
     "exclude_types", "eps", "trainable", "seed",
     "default_chg_spin", "use_amp", "so2_layers", "so3_readout", "message_node_s2", "message_node_so3",
-    "atten_f_mix", "atten_v_proj", "atten_o_proj", "ffn_so3_grid",
+    "atten_f_mix", "atten_v_proj", "atten_o_proj", "ffn_so3_grid", "n_focus",
 }
 
 
@@ -75,9 +74,26 @@ def check_config(cfg: dict) -> dict:
     if basis not in ("bessel", "gaussian"):
         _refuse("basis_type", basis, "'bessel' or 'gaussian'")
     channels = int(c.get("channels", 64))
+    n_focus = int(c.get("n_focus", 1))
     focus_dim = int(c.get("focus_dim", 0))
-    if focus_dim not in (0, channels):
-        _refuse("focus_dim", focus_dim, f"0 or channels ({channels})")
+    if n_focus < 1:
+        _refuse("n_focus", n_focus, ">= 1")
+    if focus_dim < 0:
+        _refuse("focus_dim", focus_dim, ">= 0 (0: channels)")
+    cf = focus_dim or channels
+    multi = n_focus > 1 or cf != channels  # several focus streams or a hidden width != channels
+    if multi:
+        # these paths are implemented for one stream of width channels only
+        for key, off, text in (("so2_norm", False, "False"), ("message_node_s2", False, "False"),
+                               ("message_node_so3", False, "False")):
+            if bool(c.get(key, off)) != off:
+                _refuse(key, c[key], f"{text} with n_focus > 1 or focus_dim != channels")
+        if list(c.get("s2_activation") or [False, True])[0]:
+            _refuse("s2_activation", c.get("s2_activation"),
+                    "[False, *] (no SO(2) grid) with n_focus > 1 or focus_dim != channels")
+        if n_focus > 1 and not c.get("atten_f_mix") and (c.get("atten_v_proj") or c.get("atten_o_proj")):
+            _refuse("atten_v_proj", c.get("atten_v_proj"), "False (and atten_o_proj False) with n_focus > 1, "
+                    "unless atten_f_mix")
     # [node_wise, message_node, ffn]; only the message_node grid may use the polynomial MLP op
     gm = c.get("grid_mlp", False)
     gm = [bool(x) for x in (gm if isinstance(gm, (list, tuple)) else [gm] * 3)]
@@ -111,8 +127,10 @@ def check_config(cfg: dict) -> dict:
     if mixing < 1:
         _refuse("mixing_layers", mixing, ">= 1")
     heads = int(c.get("n_atten_head", 1))
-    if heads < 0 or (heads > 0 and channels % heads):
-        _refuse("n_atten_head", heads, f"0 or a divisor of channels ({channels})")
+    attn_dim = n_focus * cf if c.get("atten_f_mix") else cf
+    if heads < 0 or (heads > 0 and attn_dim % heads):
+        _refuse("n_atten_head", heads, f"0 or a divisor of the attention width ({attn_dim}: focus_dim, "
+                "or n_focus * focus_dim with atten_f_mix)")
     mode = str(c.get("radial_so2_mode", "degree_channel")).lower()
     if mode not in ("none", "degree", "degree_channel"):
         _refuse("radial_so2_mode", mode, "'none', 'degree' or 'degree_channel'")
@@ -160,7 +178,7 @@ def check_config(cfg: dict) -> dict:
         message_node=message_node, message_node_op="mlp" if gm[1] else "glu",
         atten_f_mix=bool(c.get("atten_f_mix", False)), atten_v_proj=bool(c.get("atten_v_proj", False)),
         atten_o_proj=bool(c.get("atten_o_proj", False)),
-        ffn_so3_grid=("mlp" if gm[2] else "glu") if ffn_so3 else None,
+        ffn_so3_grid=("mlp" if gm[2] else "glu") if ffn_so3 else None, n_focus=n_focus, focus_dim=cf,
     )
     if c["ffn_blocks"] < 1:
         _refuse("ffn_blocks", c["ffn_blocks"], ">= 1")

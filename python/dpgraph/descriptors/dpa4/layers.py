@@ -74,10 +74,15 @@ class RMSNorm(nn.Module):
 
 
 class ScalarRMSNorm(RMSNorm):
-    """(..., C) RMS norm, scale (1, C) (one focus stream)."""
+    """(..., C) RMS norm, scale (1, C) (one focus stream); with ``n_focus`` F > 1: (..., F, C), scale (F, C)."""
 
-    def __init__(self, channels: int, eps: float, dtype):
-        super().__init__((1, channels), eps, dtype)
+    def __init__(self, channels: int, eps: float, dtype, n_focus: int = 1):
+        super().__init__((n_focus, channels), eps, dtype)
+
+    def forward(self, x):
+        if self.adam_scale.shape[0] == 1:
+            return super().forward(x)
+        return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + self.eps) * self.adam_scale
 
 
 class EquivariantRMSNorm(nn.Module):
