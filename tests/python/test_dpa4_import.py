@@ -126,16 +126,6 @@ def test_descriptor_refusals(tree, opt, value):
         from_serialized(t)
 
 
-@pytest.mark.parametrize("opt,value", [("so2_norm", True), ("message_node_so3", True), ("s2_activation", [True, True]),
-                                       ("atten_v_proj", True)])
-def test_focus_streams_refusals(tree, opt, value):
-    """Paths implemented for one focus stream only are refused with n_focus > 1."""
-    t = copy.deepcopy(tree)
-    t["descriptor"]["config"].update({"n_focus": 2, "focus_dim": 8, opt: value})
-    with pytest.raises(ValueError, match=opt):
-        from_serialized(t)
-
-
 def test_message_node_s2_needs_lebedev(tree):
     """The e3nn product grid of ``lebedev_quadrature: False`` is not exact: refused for message_node_s2."""
     t = copy.deepcopy(tree)

@@ -134,6 +134,8 @@ OPTIONS = [
     {"n_focus": 3, "focus_dim": 8, "n_atten_head": 2, "mlp_bias": True, "layer_scale": True, "radial_so2_rank": 2},
     {"n_focus": 2, "atten_f_mix": True, "atten_v_proj": True, "atten_o_proj": True, "n_atten_head": 4,
      "edge_norm": False, "mmax": 1},
+    {"n_focus": 2, "focus_dim": 8, "so2_norm": True, "s2_activation": [True, True], "atten_v_proj": True,
+     "atten_o_proj": True, "mlp_bias": True, "message_node_so3": True, "grid_mlp": [False, True, False]},
 ]
 
 

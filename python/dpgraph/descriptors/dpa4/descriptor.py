@@ -81,19 +81,7 @@ def check_config(cfg: dict) -> dict:
     if focus_dim < 0:
         _refuse("focus_dim", focus_dim, ">= 0 (0: channels)")
     cf = focus_dim or channels
-    multi = n_focus > 1 or cf != channels  # several focus streams or a hidden width != channels
-    if multi:
-        # these paths are implemented for one stream of width channels only
-        for key, off, text in (("so2_norm", False, "False"), ("message_node_s2", False, "False"),
-                               ("message_node_so3", False, "False")):
-            if bool(c.get(key, off)) != off:
-                _refuse(key, c[key], f"{text} with n_focus > 1 or focus_dim != channels")
-        if list(c.get("s2_activation") or [False, True])[0]:
-            _refuse("s2_activation", c.get("s2_activation"),
-                    "[False, *] (no SO(2) grid) with n_focus > 1 or focus_dim != channels")
-        if n_focus > 1 and not c.get("atten_f_mix") and (c.get("atten_v_proj") or c.get("atten_o_proj")):
-            _refuse("atten_v_proj", c.get("atten_v_proj"), "False (and atten_o_proj False) with n_focus > 1, "
-                    "unless atten_f_mix")
+
     # [node_wise, message_node, ffn]; only the message_node grid may use the polynomial MLP op
     gm = c.get("grid_mlp", False)
     gm = [bool(x) for x in (gm if isinstance(gm, (list, tuple)) else [gm] * 3)]

@@ -282,15 +282,18 @@ class S2GridGLU(nn.Module):
     """
 
     def __init__(self, lmax: int, channels: int, dtype, coeff_index=None, mmax: int | None = None,
-                 bias: bool = False):
+                 bias: bool = False, n_focus: int = 1):
         super().__init__()
-        self.h = channels
+        self.h, self.f = channels, n_focus
         to_g, from_g = s2_grid(lmax, lmax if mmax is None else mmax, coeff_index)
         self.register_buffer("to_grid", torch.tensor(to_g, dtype=dtype), persistent=False)  # (G, D)
         self.register_buffer("from_grid", torch.tensor(from_g, dtype=dtype), persistent=False)  # (D, G)
-        self.scalar_gate = FocusLinear(2 * channels, channels, dtype, bias)
+        self.scalar_gate = FocusLinear(2 * channels, n_focus * channels, dtype, bias)
 
     def forward(self, q):
+        """q (B, D, 2H) -> (B, D, H), or per focus stream (B, D, F, 2H) -> (B, D, F, H)."""
+        if q.dim() == 4:
+            return self._forward_focus(q)
         h = self.h
         left, right = q[..., :h], q[..., h:]
         gl = torch.matmul(self.to_grid, left)  # (B, G, H)
@@ -301,6 +304,22 @@ class S2GridGLU(nn.Module):
         gate = torch.sigmoid(self.scalar_gate(pair))
         out = out * gate[:, None, :]
         return torch.cat([out[:, :1] + s_out[:, None, :], out[:, 1:]], 1)
+
+    def _forward_focus(self, q):
+        bsz, d, f, _ = q.shape
+        h = self.h
+        left, right = q[..., :h], q[..., h:]  # (B, D, F, H)
+        g = torch.matmul(self.to_grid, left.reshape(bsz, d, f * h)) * torch.matmul(
+            self.to_grid, right.reshape(bsz, d, f * h))
+        out = torch.matmul(self.from_grid, g).reshape(bsz, d, f, h)
+        pair = torch.cat([left[:, 0], right[:, 0]], -1)  # (B, F, 2H)
+        s_out = torch.nn.functional.silu(pair[..., :h]) * pair[..., h:]
+        gate = torch.matmul(pair.transpose(0, 1), self.scalar_gate.weight.reshape(2 * h, f, h).transpose(0, 1))
+        gate = gate.transpose(0, 1)  # (B, F, H)
+        if self.scalar_gate.bias is not None:
+            gate = gate + self.scalar_gate.bias.reshape(f, h)
+        out = out * torch.sigmoid(gate)[:, None]
+        return torch.cat([out[:, :1] + s_out[:, None], out[:, 1:]], 1)
 
 
 def so3_frames(kmax: int) -> list[int]:
@@ -395,65 +414,79 @@ class SO3GridNet(nn.Module):
 class CrossGridNet(nn.Module):
     """deepmd-kit's ``mode='cross'`` grid net on packed coefficients (the ``message_node_*`` product).
 
-    query, context (B, D, C) -> (B, D, C). S2 (``kmax=None``): operands as they are; SO(3):
-    ``frame_expand`` (lmax+1, C, KC) per degree on both, ``frame_contract`` (lmax+1, KC, C)
-    at the end (channel index ``frame * C + c``). Grid op glu: ``from(to(q) * to(x))``; mlp:
-    ``grid_op.left_proj`` (C, 2C) on q, ``right_proj`` (C, 2C) on x, product, ``out_proj`` (2C, C),
-    per frame. Then the scalar path of :class:`SO3GridNet` with ``s = [q, x]`` at l = 0 before the
-    expansion (B, 2C), and the per-channel ``residual_scale`` (1, C).
+    query, context (B, D, F*C) -> (B, D, F*C), F focus streams of C channels. S2 (``kmax=None``):
+    operands as they are; SO(3): ``frame_expand`` (lmax+1, C, KC) per degree on both,
+    ``frame_contract`` (lmax+1, KC, C) at the end (channel index ``frame * C + c`` inside a stream).
+    Grid op glu: ``from(to(q) * to(x))``; mlp: ``grid_op.left_proj`` (C, 2C) on q, ``right_proj``
+    (C, 2C) on x, product, ``out_proj`` (2C, C), per frame. Then every coefficient is scaled by
+    ``sigmoid(scalar_gate(s))`` (per stream, (2C, F*C)) and ``silu(s_q) * s_x`` is added to
+    (l, k) = (0, 0), ``s = [q, x]`` at l = 0 before the expansion (B, F, 2C); finally the
+    ``residual_scale`` (F, C).
     """
 
-    def __init__(self, lmax: int, channels: int, op: str, dtype, bias: bool = False, kmax: int | None = None):
+    def __init__(self, lmax: int, channels: int, op: str, dtype, bias: bool = False, kmax: int | None = None,
+                 n_focus: int = 1):
         super().__init__()
-        self.c, self.op = channels, op
+        self.c, self.op, self.f = channels, op, n_focus
         self.k = 1 if kmax is None else len(so3_frames(kmax))
         to_g, from_g = s2_grid(lmax, lmax) if kmax is None else so3_grid(lmax, kmax)
         self.register_buffer("to_grid", torch.tensor(to_g, dtype=dtype), persistent=False)  # (G, D*K)
         self.register_buffer("from_grid", torch.tensor(from_g, dtype=dtype), persistent=False)  # (D*K, G)
         self.register_buffer("deg", torch.tensor(degree_index(lmax)), persistent=False)
-        self.scalar_gate = FocusLinear(2 * channels, channels, dtype, bias)
+        self.scalar_gate = FocusLinear(2 * channels, n_focus * channels, dtype, bias)
         if op == "mlp":
             self.grid_op = nn.Module()
             self.grid_op.left_proj = FocusLinear(channels, 2 * channels, dtype)
             self.grid_op.right_proj = FocusLinear(channels, 2 * channels, dtype)
             self.grid_op.out_proj = FocusLinear(2 * channels, channels, dtype)
+        self.frame_expand = self.frame_contract = None
         if kmax is not None:
             self.frame_expand = nn.Module()
             self.frame_expand.weight = _param((lmax + 1, channels, self.k * channels), dtype)
             self.frame_contract = nn.Module()
             self.frame_contract.weight = _param((lmax + 1, self.k * channels, channels), dtype)
-        self.residual_scale = _param((1, channels), dtype)
+        self.residual_scale = _param((n_focus, channels), dtype)
 
     def _product(self, a, b):
-        """(B, D, K, C') x2 -> (B, D, K, C') ``from_grid(to_grid(a) * to_grid(b))``."""
-        bsz, d, k, c = a.shape
-        ga = torch.matmul(self.to_grid, a.reshape(bsz, d * k, c))  # (B, G, C')
-        gb = torch.matmul(self.to_grid, b.reshape(bsz, d * k, c))
-        return torch.matmul(self.from_grid, ga * gb).reshape(bsz, d, k, c)
+        """(B, D, F, K, C') x2 -> (B, D, F, K, C') ``from_grid(to_grid(a) * to_grid(b))``."""
+        bsz, d, f, k, c = a.shape
+
+        def flat(v):
+            return v.permute(0, 1, 3, 2, 4).reshape(bsz, d * k, f * c)
+
+        g = torch.matmul(self.to_grid, flat(a)) * torch.matmul(self.to_grid, flat(b))  # (B, G, F*C')
+        return torch.matmul(self.from_grid, g).reshape(bsz, d, k, f, c).permute(0, 1, 3, 2, 4)
 
     def _per_degree(self, x, weight):
-        """(B, D, Cin) @ weight[l(d)] (lmax+1, Cin, Cout) -> (B, D, Cout)."""
-        return torch.matmul(x.transpose(0, 1), weight[self.deg]).transpose(0, 1)
+        """(B, D, F, Cin) @ weight[l(d)] (lmax+1, Cin, Cout) -> (B, D, F, Cout)."""
+        return torch.matmul(x.transpose(0, 1), weight[self.deg][:, None]).transpose(0, 1)
 
     def forward(self, query, context):
-        bsz, d, c = query.shape
-        pair = torch.cat([query[:, 0], context[:, 0]], -1)  # (B, 2C)
-        if hasattr(self, "frame_expand"):
-            query = self._per_degree(query, self.frame_expand.weight)
-            context = self._per_degree(context, self.frame_expand.weight)
-        q = query.reshape(bsz, d, self.k, c)
-        x = context.reshape(bsz, d, self.k, c)
+        bsz, d, _ = query.shape
+        f, c, k = self.f, self.c, self.k
+        q = query.reshape(bsz, d, f, c)
+        x = context.reshape(bsz, d, f, c)
+        pair = torch.cat([q[:, 0], x[:, 0]], -1)  # (B, F, 2C)
+        if self.frame_expand is not None:
+            q = self._per_degree(q, self.frame_expand.weight)
+            x = self._per_degree(x, self.frame_expand.weight)
+        q = q.reshape(bsz, d, f, k, c)
+        x = x.reshape(bsz, d, f, k, c)
         if self.op == "mlp":
             out = self.grid_op.out_proj(self._product(self.grid_op.left_proj(q), self.grid_op.right_proj(x)))
         else:
             out = self._product(q, x)
-        out = out * torch.sigmoid(self.scalar_gate(pair))[:, None, None, :]
-        s_out = torch.nn.functional.silu(pair[:, :c]) * pair[:, c:]
-        head = torch.cat([out[:, :1, :1] + s_out[:, None, None, :], out[:, :1, 1:]], 2)
-        out = torch.cat([head, out[:, 1:]], 1).reshape(bsz, d, self.k * c)
-        if hasattr(self, "frame_contract"):
+        gate = torch.matmul(pair.transpose(0, 1), self.scalar_gate.weight.reshape(2 * c, f, c).transpose(0, 1))
+        gate = gate.transpose(0, 1)  # (B, F, C)
+        if self.scalar_gate.bias is not None:
+            gate = gate + self.scalar_gate.bias.reshape(f, c)
+        out = out * torch.sigmoid(gate)[:, None, :, None, :]
+        s_out = torch.nn.functional.silu(pair[..., :c]) * pair[..., c:]  # (B, F, C)
+        head = torch.cat([out[:, :1, :, :1] + s_out[:, None, :, None, :], out[:, :1, :, 1:]], 3)
+        out = torch.cat([head, out[:, 1:]], 1).reshape(bsz, d, f, k * c)
+        if self.frame_contract is not None:
             out = self._per_degree(out, self.frame_contract.weight)
-        return out * self.residual_scale[0]
+        return (out * self.residual_scale).reshape(bsz, d, f * c)
 
 
 class EquivariantFFN(nn.Module):

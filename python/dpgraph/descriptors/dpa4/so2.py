@@ -96,6 +96,20 @@ class FocusGatedActivation(nn.Module):
         return torch.cat([self.act(x[:, :1]), x[:, 1:] * g], 1)
 
 
+class FocusSO3Linear(nn.Module):
+    """(E, D, F, Cin) -> (E, D, F, Cout): bias-free per-degree, per-focus map; ``weight`` (lmax+1, Cin, F*Cout)."""
+
+    def __init__(self, lmax: int, c_in: int, c_out: int, n_focus: int, dtype):
+        super().__init__()
+        self.f, self.c_out = n_focus, c_out
+        self.weight = _param((lmax + 1, c_in, n_focus * c_out), dtype)
+        self.register_buffer("deg", torch.tensor(degree_index(lmax)), persistent=False)
+
+    def forward(self, x):
+        w = self.weight.reshape(self.weight.shape[0], self.weight.shape[1], self.f, self.c_out)[self.deg]
+        return torch.einsum("edfi,difo->edfo", x, w)
+
+
 def focus_matmul(x, weight):
     """(B, F, Cin) @ weight (Cin, F, Cout) per focus -> (B, F, Cout)."""
     return torch.matmul(x.transpose(0, 1), weight.permute(1, 0, 2)).transpose(0, 1)
@@ -149,14 +163,16 @@ class RadialDegreeMixer(nn.Module):
 
 
 class ReducedEquivariantRMSNorm(nn.Module):
-    """(E, Dm, C) m-major edge-frame RMS norm (``so2_norm``): l = 0 centred, degree-balanced over the
-    kept orders (weight ``1 / ((L+1) C (2 min(l, M) + 1))``); ``adam_scale`` (1, L+1, C), ``bias0`` (1, C)."""
+    """(E, Dm, F, C) m-major edge-frame RMS norm (``so2_norm``) per focus stream: l = 0 centred,
+    degree-balanced over the kept orders (weight ``1 / ((L+1) C (2 min(l, M) + 1))``);
+    ``adam_scale`` (F, L+1, C), ``bias0`` (F, C)."""
 
-    def __init__(self, lmax: int, mmax: int, channels: int, degrees: list[int], dtype, eps: float = 1e-5):
+    def __init__(self, lmax: int, mmax: int, channels: int, degrees: list[int], dtype, eps: float = 1e-5,
+                 n_focus: int = 1):
         super().__init__()
         self.eps = eps
-        self.adam_scale = _param((1, lmax + 1, channels), dtype)
-        self.bias0 = _param((1, channels), dtype)
+        self.adam_scale = _param((n_focus, lmax + 1, channels), dtype)
+        self.bias0 = _param((n_focus, channels), dtype)
         w = [1.0 / ((lmax + 1) * channels) / (2 * min(l, mmax) + 1) for l in degrees]
         self.register_buffer("balance", torch.tensor(w, dtype=dtype), persistent=False)
         self.register_buffer("deg", torch.tensor(degrees), persistent=False)
@@ -164,9 +180,9 @@ class ReducedEquivariantRMSNorm(nn.Module):
     def forward(self, x):
         x0 = x[:, :1] - x[:, :1].mean(-1, keepdim=True)
         xt = x[:, 1:]
-        var = (x0 * x0).sum((1, 2)) * self.balance[0] + ((xt * xt) * self.balance[1:, None]).sum((1, 2))
-        inv = torch.rsqrt(var + self.eps)[:, None, None]
-        scale = self.adam_scale[0][self.deg]  # (Dm, C)
+        var = (x0 * x0).sum((1, 3)) * self.balance[0] + ((xt * xt) * self.balance[1:, None, None]).sum((1, 3))
+        inv = torch.rsqrt(var + self.eps)[:, None, :, None]  # (E, 1, F, 1)
+        scale = self.adam_scale[:, self.deg].transpose(0, 1)  # (Dm, F, C)
         return torch.cat([x0 * inv * scale[:1] + self.bias0, xt * inv * scale[1:]], 1)
 
 
@@ -212,12 +228,13 @@ class SO2Convolution(nn.Module):
         nl = []
         for _ in range(mixing_layers - 1):
             if so2_s2_activation:
-                nl.append(S2GridGLU(lmax, cf, dtype, coeff_index=idx, mmax=mmax, bias=bias))
+                nl.append(S2GridGLU(lmax, cf, dtype, coeff_index=idx, mmax=mmax, bias=bias, n_focus=n_focus))
             else:
                 nl.append(FocusGatedActivation(deg, cf, act, dtype, bias, n_focus))
         self.non_linearities = nn.ModuleList(nl)
         self.so2_inter_norms = (
-            nn.ModuleList([ReducedEquivariantRMSNorm(lmax, mmax, cf, deg, dtype) if i < mixing_layers - 1
+            nn.ModuleList([ReducedEquivariantRMSNorm(lmax, mmax, cf, deg, dtype, n_focus=n_focus)
+                           if i < mixing_layers - 1
                            else nn.Identity() for i in range(mixing_layers)]) if so2_norm else None
         )
         # layer_scale: per-channel scale on each SO(2) residual update, ``adam_so2_layer_scales.{i}`` (F, Cf)
@@ -233,8 +250,8 @@ class SO2Convolution(nn.Module):
             self.focus_compete_bias = _param((n_focus,), dtype) if bias else None
         # message_node 's2' / 'so3': ``out += CrossGridNet(out, x)`` before post_focus_mix
         self.message_node_grid_product = (
-            CrossGridNet(lmax, hidden, message_node_op, dtype, bias,
-                         kmax=min(kmax, lmax) if message_node == "so3" else None)
+            CrossGridNet(lmax, cf, message_node_op, dtype, bias,
+                         kmax=min(kmax, lmax) if message_node == "so3" else None, n_focus=n_focus)
             if message_node is not None else None
         )
         if n_head > 0:
@@ -251,8 +268,8 @@ class SO2Convolution(nn.Module):
             # optional bias-free per-degree maps: on the rotated-back message (atten_f_mix),
             # on the attention values (atten_v_proj), on the gated head outputs (atten_o_proj)
             self.attn_focus_mix = SO3Linear(lmax, hidden, hidden, dtype) if atten_f_mix else None
-            self.attn_v_proj = SO3Linear(lmax, self.ca, self.ca, dtype) if atten_v_proj else None
-            self.attn_o_proj = SO3Linear(lmax, self.ca, self.ca, dtype) if atten_o_proj else None
+            self.attn_v_proj = FocusSO3Linear(lmax, self.ca, self.ca, self.fa, dtype) if atten_v_proj else None
+            self.attn_o_proj = FocusSO3Linear(lmax, self.ca, self.ca, self.fa, dtype) if atten_o_proj else None
 
     def _focus_alpha(self, s):
         """(E, F, Cf) l = 0 scalars -> (E, F) label-smoothed (0.02) competition weights."""
@@ -269,7 +286,7 @@ class SO2Convolution(nn.Module):
         for i, lin in enumerate(self.so2_linears):
             h = xl
             if self.so2_inter_norms is not None:
-                h = self.so2_inter_norms[i](h[:, :, 0])[:, :, None]
+                h = self.so2_inter_norms[i](h)
             y = lin(h)
             if i == 0 and lin.bias0 is not None:
                 # the first layer's l = 0 bias is scaled by the edge's radial l = 0 feature and envelope,
@@ -279,8 +296,7 @@ class SO2Convolution(nn.Module):
                 y = torch.cat([y[:, :1] + corr[:, None], y[:, 1:]], 1)
             if i < n_layers - 1:
                 nlin = self.non_linearities[i]
-                # the S2 grid GLU (F = 1 only, checked by the config) works on (E, Dm, C)
-                y = nlin(y[:, :, 0])[:, :, None] if self.so2_s2 else nlin(y)
+                y = nlin(y)
             if self.adam_so2_layer_scales is not None:
                 y = y * self.adam_so2_layer_scales[i]
             xl = xl + y
@@ -329,13 +345,16 @@ class SO2Convolution(nn.Module):
             alpha = envelope_gated_softmax(
                 logits, edge_env, dst, n, self.adamw_attn_z_bias_raw, self.eps, edge_mask=edge_mask
             )  # (E, Fa, H)
-            val = msg if self.attn_v_proj is None else self.attn_v_proj(msg)
+            val = msg.reshape(e, dim, fa, ca)
+            if self.attn_v_proj is not None:
+                val = self.attn_v_proj(val)
             val = val.reshape(e, dim, fa, h, hd) * alpha[:, None, :, :, None]
             out = segment_sum(val, dst, n)  # (N, D, Fa, H, hd)
             gate = torch.sigmoid(focus_matmul(self.attn_output_gate_norm(x0), self.adamw_attn_gate_w))  # (N, Fa, H)
-            out = (out * gate[:, None, :, :, None]).reshape(n, dim, fa * ca)
+            out = (out * gate[:, None, :, :, None]).reshape(n, dim, fa, ca)
             if self.attn_o_proj is not None:
                 out = self.attn_o_proj(out)
+            out = out.reshape(n, dim, fa * ca)
         if self.message_node_grid_product is not None:
             out = out + self.message_node_grid_product(out, x)
         return self.post_focus_mix(out)
