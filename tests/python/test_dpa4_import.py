@@ -110,8 +110,8 @@ DESCRIPTOR_REFUSALS = [
     ("so3_readout", "attn"), ("kmax", 3),
     ("extra_node_l", 5), ("inner_clamp_r_inner", 0.5), ("add_chg_spin_ebd", True), ("use_spin", [True, False]),
     ("precision", "float16"), ("precision", "bfloat16"), ("lmax", 7),
-    ("activation_function", "gelu"), ("grid_mlp", [False, False, True]), ("grid_branch", 2),
-    ("grid_mlp", True), ("exclude_types", [[0, 1]]), ("lebedev_quadrature", [True, False]), ("mixing_layers", 0),
+    ("activation_function", "gelu"), ("grid_mlp", [True, False]), ("grid_branch", -1),
+    ("exclude_types", [[0, 1]]), ("lebedev_quadrature", [True, False]), ("mixing_layers", 0),
     ("n_atten_head", 3), ("a_new_option", 1),
 ]
 

@@ -136,6 +136,9 @@ OPTIONS = [
      "edge_norm": False, "mmax": 1},
     {"n_focus": 2, "focus_dim": 8, "so2_norm": True, "s2_activation": [True, True], "atten_v_proj": True,
      "atten_o_proj": True, "mlp_bias": True, "message_node_so3": True, "grid_mlp": [False, True, False]},
+    {"grid_branch": [0, 2, 2], "ffn_so3_grid": True, "message_node_so3": True, "kmax": 2, "mlp_bias": True},
+    {"grid_branch": [0, 2, 0], "grid_mlp": [False, False, True], "message_node_s2": True, "n_focus": 2,
+     "focus_dim": 8},
 ]
 
 

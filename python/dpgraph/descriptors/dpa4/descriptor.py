@@ -82,16 +82,16 @@ def check_config(cfg: dict) -> dict:
         _refuse("focus_dim", focus_dim, ">= 0 (0: channels)")
     cf = focus_dim or channels
 
-    # [node_wise, message_node, ffn]; only the message_node grid may use the polynomial MLP op
-    gm = c.get("grid_mlp", False)
-    gm = [bool(x) for x in (gm if isinstance(gm, (list, tuple)) else [gm] * 3)]
+    # grid op per grid path [node_wise, message_node, ffn]: 'branch' (grid_branch > 0) > 'mlp' > 'glu'
     ffn_so3 = bool(c.get("ffn_so3_grid", False))
-    if len(gm) != 3 or gm[0] or (gm[2] and not ffn_so3):
-        _refuse("grid_mlp", c.get("grid_mlp"),
-                "[False, any, any] with the FFN entry only where ffn_so3_grid is on (no S2 / node-wise grid MLP)")
-    gb = c.get("grid_branch", 0)
-    if any(bool(x) for x in (gb if isinstance(gb, (list, tuple)) else [gb])):
-        _refuse("grid_branch", gb, "0 (the GLU / MLP grid ops)")
+    gm, gb = c.get("grid_mlp", False), c.get("grid_branch", 0)
+    gm = [bool(x) for x in (gm if isinstance(gm, (list, tuple)) else [gm] * 3)]
+    gb = [int(x) for x in (gb if isinstance(gb, (list, tuple)) else [gb] * 3)]
+    if len(gm) != 3:
+        _refuse("grid_mlp", c.get("grid_mlp"), "a bool or 3 bools [node_wise, message_node, ffn]")
+    if len(gb) != 3 or min(gb) < 0:
+        _refuse("grid_branch", c.get("grid_branch"), "an int >= 0 or 3 of them [node_wise, message_node, ffn]")
+    grid_ops = ["branch" if b > 0 else ("mlp" if m else "glu") for m, b in zip(gm, gb)]
     lmax = int(c.get("lmax", 3))
     n_blocks = int(c.get("n_blocks", 3))
     l_sched = c.get("l_schedule") or [lmax] * n_blocks
@@ -163,10 +163,11 @@ def check_config(cfg: dict) -> dict:
         eps=float(c.get("eps", 1e-7)), layer_scale=bool(c.get("layer_scale", False)),
         so2_norm=bool(c.get("so2_norm", False)), extra_node_l=extra, mlp_bias=bool(c.get("mlp_bias", False)),
         rcut=float(c.get("rcut", 6.0)), n_radial=int(c.get("n_radial", 16)), so3_readout=readout, kmax=kmax,
-        message_node=message_node, message_node_op="mlp" if gm[1] else "glu",
+        message_node=message_node, message_node_op=grid_ops[1], grid_branches=[max(1, b) for b in gb],
+        ffn_grid_op=grid_ops[2],
         atten_f_mix=bool(c.get("atten_f_mix", False)), atten_v_proj=bool(c.get("atten_v_proj", False)),
         atten_o_proj=bool(c.get("atten_o_proj", False)),
-        ffn_so3_grid=("mlp" if gm[2] else "glu") if ffn_so3 else None, n_focus=n_focus, focus_dim=cf,
+        ffn_so3_grid=grid_ops[2] if ffn_so3 else None, n_focus=n_focus, focus_dim=cf,
     )
     if c["ffn_blocks"] < 1:
         _refuse("ffn_blocks", c["ffn_blocks"], ">= 1")

@@ -363,29 +363,72 @@ def so3_grid(lmax: int, kmax: int) -> tuple[np.ndarray, np.ndarray]:
     return to_g, from_g
 
 
+def make_grid_op(op: str, channels: int, mode: str, dtype, n_branches: int = 1):
+    """The learnable part of deepmd-kit's grid op (``grid_op.*``), None for ``'glu'``.
+
+    mlp: ``left_proj`` / ``right_proj`` (Cin, 2C) with Cin = 2C (self mode: per-frame ``[l, r]``)
+    or C (cross), ``out_proj`` (2C, C); branch: ``left_proj`` / ``right_proj`` (C, nb*C),
+    ``router`` (2C, nb), ``out_proj`` (C, C).
+    """
+    if op == "glu":
+        return None
+    m = nn.Module()
+    if op == "mlp":
+        c_in = 2 * channels if mode == "self" else channels
+        m.left_proj = FocusLinear(c_in, 2 * channels, dtype)
+        m.right_proj = FocusLinear(c_in, 2 * channels, dtype)
+        m.out_proj = FocusLinear(2 * channels, channels, dtype)
+    else:
+        m.left_proj = FocusLinear(channels, n_branches * channels, dtype)
+        m.right_proj = FocusLinear(channels, n_branches * channels, dtype)
+        m.router = FocusLinear(2 * channels, n_branches, dtype)
+        m.out_proj = FocusLinear(channels, channels, dtype)
+    return m
+
+
+def apply_grid_op(op: str, mod, mode: str, left, right, pair, product):
+    """Grid op on coefficient operands (B, D, [F,] K, C) -> same shape.
+
+    glu: ``product(l, r)``; mlp: ``out_proj(product(left_proj(u), right_proj(v)))`` with
+    ``u = v = [l, r]`` (self) or ``u, v = l, r`` (cross); branch: ``nb`` products of
+    ``left_proj(l)``, ``right_proj(r)`` mixed by ``softmax(router(pair))`` (pair (B, [F,] 2C)),
+    then ``out_proj``. ``product(a, b)`` is ``from_grid(to_grid(a) * to_grid(b))``.
+    """
+    if op == "glu":
+        return product(left, right)
+    if op == "mlp":
+        if mode == "self":
+            left = right = torch.cat([left, right], -1)
+        return mod.out_proj(product(mod.left_proj(left), mod.right_proj(right)))
+    c = left.shape[-1]
+    p = product(mod.left_proj(left), mod.right_proj(right))
+    p = p.reshape(*p.shape[:-1], -1, c)  # (B, D, [F,] K, nb, C)
+    r = torch.softmax(mod.router(pair), -1)  # (B, [F,] nb)
+    r = r.reshape(r.shape[0], 1, *r.shape[1:-1], 1, r.shape[-1], 1)
+    return mod.out_proj((p * r).sum(-2))
+
+
 class SO3GridNet(nn.Module):
-    """deepmd-kit's SO(3) (Wigner-D) grid net, ``mode='self'``, op ``'glu'`` or ``'mlp'``, one focus stream.
+    """deepmd-kit's SO(3) (Wigner-D) grid net, ``mode='self'``, one focus stream; with ``kmax=None``
+    the S2 grid net on the same footing (K = 1, S2 projectors).
 
     q (B, D, 2KH) -> (B, D, KH), K = 2*kmax+1 frames, channel index ``frame * H + c``;
-    halves ``left``/``right``. glu: ``from_grid(to_grid(left) * to_grid(right))``;
-    mlp: per-frame ``[left, right]`` (2H) through ``grid_op.left_proj`` / ``right_proj``
-    (2H, 2H), grid product, ``grid_op.out_proj`` (2H, H). Then every coefficient is
-    scaled by ``sigmoid(scalar_gate(s))`` and ``silu(s_l) * s_r`` is added to
-    (l, k) = (0, 0), with ``s = [left, right]`` at (l, k) = (0, 0) (B, 2H).
+    halves ``left``/``right``, combined by :func:`apply_grid_op` (op ``'glu'``, ``'mlp'``,
+    ``'branch'``). Then every coefficient is scaled by ``sigmoid(scalar_gate(s))`` and
+    ``silu(s_l) * s_r`` is added to (l, k) = (0, 0), with ``s = [left, right]`` at
+    (l, k) = (0, 0) (B, 2H).
     """
 
-    def __init__(self, lmax: int, kmax: int, channels: int, op: str, dtype, bias: bool = False):
+    def __init__(self, lmax: int, kmax: int | None, channels: int, op: str, dtype, bias: bool = False,
+                 n_branches: int = 1):
         super().__init__()
-        self.h, self.k, self.op = channels, len(so3_frames(kmax)), op
-        to_g, from_g = so3_grid(lmax, kmax)
+        self.h, self.op = channels, op
+        self.k = 1 if kmax is None else len(so3_frames(kmax))
+        to_g, from_g = s2_grid(lmax, lmax) if kmax is None else so3_grid(lmax, kmax)
         self.register_buffer("to_grid", torch.tensor(to_g, dtype=dtype), persistent=False)  # (G, D*K)
         self.register_buffer("from_grid", torch.tensor(from_g, dtype=dtype), persistent=False)  # (D*K, G)
         self.scalar_gate = FocusLinear(2 * channels, channels, dtype, bias)
-        if op == "mlp":
-            self.grid_op = nn.Module()
-            self.grid_op.left_proj = FocusLinear(2 * channels, 2 * channels, dtype)
-            self.grid_op.right_proj = FocusLinear(2 * channels, 2 * channels, dtype)
-            self.grid_op.out_proj = FocusLinear(2 * channels, channels, dtype)
+        self.grid_op = make_grid_op(op, channels, "self", dtype, n_branches)
 
     def _product(self, a, b):
         """(B, D, K, C) x2 -> (B, D, K, C) ``from_grid(to_grid(a) * to_grid(b))``."""
@@ -400,11 +443,7 @@ class SO3GridNet(nn.Module):
         left = q[..., : k * h].reshape(bsz, d, k, h)
         right = q[..., k * h:].reshape(bsz, d, k, h)
         pair = torch.cat([left[:, 0, 0], right[:, 0, 0]], -1)  # (B, 2H)
-        if self.op == "mlp":
-            fused = torch.cat([left, right], -1)  # (B, D, K, 2H)
-            out = self.grid_op.out_proj(self._product(self.grid_op.left_proj(fused), self.grid_op.right_proj(fused)))
-        else:
-            out = self._product(left, right)
+        out = apply_grid_op(self.op, self.grid_op, "self", left, right, pair, self._product)
         out = out * torch.sigmoid(self.scalar_gate(pair))[:, None, None, :]
         s_out = torch.nn.functional.silu(pair[:, :h]) * pair[:, h:]
         head = torch.cat([out[:, :1, :1] + s_out[:, None, None, :], out[:, :1, 1:]], 2)
@@ -417,15 +456,15 @@ class CrossGridNet(nn.Module):
     query, context (B, D, F*C) -> (B, D, F*C), F focus streams of C channels. S2 (``kmax=None``):
     operands as they are; SO(3): ``frame_expand`` (lmax+1, C, KC) per degree on both,
     ``frame_contract`` (lmax+1, KC, C) at the end (channel index ``frame * C + c`` inside a stream).
-    Grid op glu: ``from(to(q) * to(x))``; mlp: ``grid_op.left_proj`` (C, 2C) on q, ``right_proj``
-    (C, 2C) on x, product, ``out_proj`` (2C, C), per frame. Then every coefficient is scaled by
+    Grid op (:func:`apply_grid_op`) glu: ``from(to(q) * to(x))``; mlp: ``grid_op.left_proj``
+    (C, 2C) on q, ``right_proj`` (C, 2C) on x, product, ``out_proj`` (2C, C), per frame; branch. Then every coefficient is scaled by
     ``sigmoid(scalar_gate(s))`` (per stream, (2C, F*C)) and ``silu(s_q) * s_x`` is added to
     (l, k) = (0, 0), ``s = [q, x]`` at l = 0 before the expansion (B, F, 2C); finally the
     ``residual_scale`` (F, C).
     """
 
     def __init__(self, lmax: int, channels: int, op: str, dtype, bias: bool = False, kmax: int | None = None,
-                 n_focus: int = 1):
+                 n_focus: int = 1, n_branches: int = 1):
         super().__init__()
         self.c, self.op, self.f = channels, op, n_focus
         self.k = 1 if kmax is None else len(so3_frames(kmax))
@@ -434,11 +473,7 @@ class CrossGridNet(nn.Module):
         self.register_buffer("from_grid", torch.tensor(from_g, dtype=dtype), persistent=False)  # (D*K, G)
         self.register_buffer("deg", torch.tensor(degree_index(lmax)), persistent=False)
         self.scalar_gate = FocusLinear(2 * channels, n_focus * channels, dtype, bias)
-        if op == "mlp":
-            self.grid_op = nn.Module()
-            self.grid_op.left_proj = FocusLinear(channels, 2 * channels, dtype)
-            self.grid_op.right_proj = FocusLinear(channels, 2 * channels, dtype)
-            self.grid_op.out_proj = FocusLinear(2 * channels, channels, dtype)
+        self.grid_op = make_grid_op(op, channels, "cross", dtype, n_branches)
         self.frame_expand = self.frame_contract = None
         if kmax is not None:
             self.frame_expand = nn.Module()
@@ -472,10 +507,7 @@ class CrossGridNet(nn.Module):
             x = self._per_degree(x, self.frame_expand.weight)
         q = q.reshape(bsz, d, f, k, c)
         x = x.reshape(bsz, d, f, k, c)
-        if self.op == "mlp":
-            out = self.grid_op.out_proj(self._product(self.grid_op.left_proj(q), self.grid_op.right_proj(x)))
-        else:
-            out = self._product(q, x)
+        out = apply_grid_op(self.op, self.grid_op, "cross", q, x, pair, self._product)
         gate = torch.matmul(pair.transpose(0, 1), self.scalar_gate.weight.reshape(2 * c, f, c).transpose(0, 1))
         gate = gate.transpose(0, 1)  # (B, F, C)
         if self.scalar_gate.bias is not None:
@@ -492,19 +524,23 @@ class CrossGridNet(nn.Module):
 class EquivariantFFN(nn.Module):
     """SO3Linear -> (S2 grid GLU | SO(3) grid net | gated activation) -> SO3Linear; (N, D, C) -> (N, D, C).
 
-    ``so3_grid`` (``'glu'`` / ``'mlp'``, with ``kmax``): deepmd-kit's ``ffn_so3_grid`` path
-    (K = 2*kmax+1 frames: the linears are (C, 2KH) and (KH, C)).
+    ``so3_grid`` (``'glu'`` / ``'mlp'`` / ``'branch'``, with ``kmax``): deepmd-kit's ``ffn_so3_grid``
+    path (K = 2*kmax+1 frames: the linears are (C, 2KH) and (KH, C)); ``s2_op`` the op of the S2
+    grid path; ``n_branches`` for ``'branch'``.
     """
 
     def __init__(self, lmax: int, channels: int, hidden: int, s2_grid: bool, glu: bool, act: str, dtype,
-                 bias: bool = False, so3_grid: str | None = None, kmax: int = 1):
+                 bias: bool = False, so3_grid: str | None = None, kmax: int = 1, s2_op: str = "glu",
+                 n_branches: int = 1):
         super().__init__()
         self.s2_grid, self.glu, self.hidden = s2_grid or so3_grid is not None, glu, hidden
         frames = len(so3_frames(kmax)) if so3_grid is not None else 1
         width = 2 * frames * hidden if (self.s2_grid or glu) else hidden
         self.so3_linear_1 = SO3Linear(lmax, channels, width, dtype, bias)
         if so3_grid is not None:
-            self.act = SO3GridNet(lmax, kmax, hidden, so3_grid, dtype, bias)
+            self.act = SO3GridNet(lmax, kmax, hidden, so3_grid, dtype, bias, n_branches)
+        elif s2_grid and s2_op != "glu":
+            self.act = SO3GridNet(lmax, None, hidden, s2_op, dtype, bias, n_branches)
         elif s2_grid:
             self.act = S2GridGLU(lmax, hidden, dtype, bias=bias)
         else:

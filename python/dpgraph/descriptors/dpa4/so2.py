@@ -204,7 +204,7 @@ class SO2Convolution(nn.Module):
                  layer_scale: bool = False, so2_norm: bool = False, bias: bool = False,
                  message_node: str | None = None, message_node_op: str = "glu", kmax: int = 1,
                  atten_f_mix: bool = False, atten_v_proj: bool = False, atten_o_proj: bool = False,
-                 n_focus: int = 1, focus_dim: int = 0, focus_norm: bool = True):
+                 n_focus: int = 1, focus_dim: int = 0, focus_norm: bool = True, n_branches: int = 1):
         super().__init__()
         self.lmax, self.mmax, self.n_head, self.eps = lmax, mmax, n_head, eps
         self.f = n_focus
@@ -251,7 +251,8 @@ class SO2Convolution(nn.Module):
         # message_node 's2' / 'so3': ``out += CrossGridNet(out, x)`` before post_focus_mix
         self.message_node_grid_product = (
             CrossGridNet(lmax, cf, message_node_op, dtype, bias,
-                         kmax=min(kmax, lmax) if message_node == "so3" else None, n_focus=n_focus)
+                         kmax=min(kmax, lmax) if message_node == "so3" else None, n_focus=n_focus,
+                         n_branches=n_branches)
             if message_node is not None else None
         )
         if n_head > 0:
