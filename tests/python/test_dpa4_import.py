@@ -106,7 +106,7 @@ def test_cli_import_to_checkpoint(tmp_path, tree, reference):
 DESCRIPTOR_REFUSALS = [
     ("edge_cartesian", True), ("node_cartesian", "default:1"), ("so2_attn_res", "independent"),
     ("full_attn_res", "dependent"), ("block_attn_res", "independent"), ("n_focus", 0), ("focus_dim", -1),
-("node_wise_s2", True), ("node_wise_so3", True),
+
     ("so3_readout", "attn"), ("kmax", 3),
     ("extra_node_l", 5), ("inner_clamp_r_inner", 0.5), ("add_chg_spin_ebd", True), ("use_spin", [True, False]),
     ("precision", "float16"), ("precision", "bfloat16"), ("lmax", 7),
@@ -126,11 +126,12 @@ def test_descriptor_refusals(tree, opt, value):
         from_serialized(t)
 
 
-def test_message_node_s2_needs_lebedev(tree):
-    """The e3nn product grid of ``lebedev_quadrature: False`` is not exact: refused for message_node_s2."""
+@pytest.mark.parametrize("opt", ["message_node_s2", "node_wise_s2"])
+def test_s2_grid_products_need_lebedev(tree, opt):
+    """The e3nn product grid of ``lebedev_quadrature: False`` is not exact: refused for the S2 products."""
     t = copy.deepcopy(tree)
-    t["descriptor"]["config"].update(message_node_s2=True, s2_activation=[False, False],
-                                     lebedev_quadrature=[False, True])
+    t["descriptor"]["config"].update({opt: True, "s2_activation": [False, False],
+                                      "lebedev_quadrature": [False, True]})
     with pytest.raises(ValueError, match="lebedev_quadrature"):
         from_serialized(t)
 

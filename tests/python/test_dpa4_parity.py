@@ -139,6 +139,9 @@ OPTIONS = [
     {"grid_branch": [0, 2, 2], "ffn_so3_grid": True, "message_node_so3": True, "kmax": 2, "mlp_bias": True},
     {"grid_branch": [0, 2, 0], "grid_mlp": [False, False, True], "message_node_s2": True, "n_focus": 2,
      "focus_dim": 8},
+    {"node_wise_so3": True, "mmax": 1, "grid_mlp": [True, False, False], "n_focus": 2, "focus_dim": 8,
+     "mlp_bias": True, "kmax": 2},
+    {"node_wise_s2": True, "mmax": 1, "grid_branch": [2, 0, 0], "l_schedule": [3, 2], "m_schedule": [2, 1]},
 ]
 
 

@@ -32,7 +32,8 @@ class InteractionBlock(nn.Module):
             cfg["radial_so2_rank"], cfg["s2_activation"][0], cfg["activation_function"], eps, dtype,
             layer_scale=cfg["layer_scale"], so2_norm=cfg["so2_norm"], bias=cfg["mlp_bias"],
             message_node=cfg["message_node"], message_node_op=cfg["message_node_op"], kmax=cfg["kmax"],
-            n_branches=cfg["grid_branches"][1],
+            n_branches=cfg["grid_branches"][1], node_wise=cfg["node_wise"], node_wise_op=cfg["node_wise_op"],
+            node_wise_branches=cfg["grid_branches"][0],
             atten_f_mix=cfg["atten_f_mix"], atten_v_proj=cfg["atten_v_proj"], atten_o_proj=cfg["atten_o_proj"],
             n_focus=cfg["n_focus"], focus_dim=cfg["focus_dim"], focus_norm=cfg["edge_norm"],
         )

@@ -30,8 +30,6 @@ _FIXED = {
     "so2_attn_res": ("none", "'none'"),
     "full_attn_res": ("none", "'none'"),
     "block_attn_res": ("none", "'none'"),
-    "node_wise_s2": (False, "False"),
-    "node_wise_so3": (False, "False"),
     "inner_clamp_r_inner": (None, "None (no ZBL bridging / inner clamp)"),
     "inner_clamp_r_outer": (None, "None (no ZBL bridging / inner clamp)"),
     "add_chg_spin_ebd": (False, "False (no charge/spin embedding)"),
@@ -45,7 +43,7 @@ _KNOWN = set(_FIXED) | {
     "activation_function", "glu_activation", "layer_scale", "so2_norm", "mlp_bias", "precision", "extra_node_l",
     "exclude_types", "eps", "trainable", "seed",
     "default_chg_spin", "use_amp", "so2_layers", "so3_readout", "message_node_s2", "message_node_so3",
-    "atten_f_mix", "atten_v_proj", "atten_o_proj", "ffn_so3_grid", "n_focus",
+    "atten_f_mix", "atten_v_proj", "atten_o_proj", "ffn_so3_grid", "n_focus", "node_wise_s2", "node_wise_so3",
 }
 
 
@@ -131,9 +129,11 @@ def check_config(cfg: dict) -> dict:
             _refuse("lebedev_quadrature", c.get("lebedev_quadrature"),
                     f"True where s2_activation is on ({name} grid): the e3nn product grid is not exact")
     message_node = "so3" if c.get("message_node_so3") else ("s2" if c.get("message_node_s2") else None)
-    if message_node == "s2" and not leb[0]:
+    node_wise = "so3" if c.get("node_wise_so3") else ("s2" if c.get("node_wise_s2") else None)
+    if (message_node == "s2" or node_wise == "s2") and not leb[0]:
         _refuse("lebedev_quadrature", c.get("lebedev_quadrature"),
-                "True for the SO(2) grid where message_node_s2 is on: the e3nn product grid is not exact")
+                "True for the SO(2) grid where message_node_s2 / node_wise_s2 is on: the e3nn product grid "
+                "is not exact")
     sandwich = [bool(x) for x in (c.get("sandwich_norm") or [False, True, True, False])]
     readout = str(c.get("so3_readout", "none")).lower()
     if readout not in ("none", "glu", "mlp"):
@@ -164,7 +164,7 @@ def check_config(cfg: dict) -> dict:
         so2_norm=bool(c.get("so2_norm", False)), extra_node_l=extra, mlp_bias=bool(c.get("mlp_bias", False)),
         rcut=float(c.get("rcut", 6.0)), n_radial=int(c.get("n_radial", 16)), so3_readout=readout, kmax=kmax,
         message_node=message_node, message_node_op=grid_ops[1], grid_branches=[max(1, b) for b in gb],
-        ffn_grid_op=grid_ops[2],
+        ffn_grid_op=grid_ops[2], node_wise=node_wise, node_wise_op=grid_ops[0],
         atten_f_mix=bool(c.get("atten_f_mix", False)), atten_v_proj=bool(c.get("atten_v_proj", False)),
         atten_o_proj=bool(c.get("atten_o_proj", False)),
         ffn_so3_grid=grid_ops[2] if ffn_so3 else None, n_focus=n_focus, focus_dim=cf,

@@ -460,18 +460,28 @@ class CrossGridNet(nn.Module):
     (C, 2C) on q, ``right_proj`` (C, 2C) on x, product, ``out_proj`` (2C, C), per frame; branch. Then every coefficient is scaled by
     ``sigmoid(scalar_gate(s))`` (per stream, (2C, F*C)) and ``silu(s_q) * s_x`` is added to
     (l, k) = (0, 0), ``s = [q, x]`` at l = 0 before the expansion (B, F, 2C); finally the
-    ``residual_scale`` (F, C).
+    ``residual_scale`` (F, C). ``coeff_index`` / ``mmax``: the operands hold only those packed rows
+    (the m-major truncated edge-frame layout of the ``node_wise_*`` product; S2 degrees above
+    ``mmax`` rescaled as in :func:`s2_grid`).
     """
 
     def __init__(self, lmax: int, channels: int, op: str, dtype, bias: bool = False, kmax: int | None = None,
-                 n_focus: int = 1, n_branches: int = 1):
+                 n_focus: int = 1, n_branches: int = 1, coeff_index=None, mmax: int | None = None):
         super().__init__()
         self.c, self.op, self.f = channels, op, n_focus
-        self.k = 1 if kmax is None else len(so3_frames(kmax))
-        to_g, from_g = s2_grid(lmax, lmax) if kmax is None else so3_grid(lmax, kmax)
+        self.k = k = 1 if kmax is None else len(so3_frames(kmax))
+        mmax = lmax if mmax is None else mmax
+        idx = list(range((lmax + 1) ** 2)) if coeff_index is None else list(coeff_index)
+        if kmax is None:
+            to_g, from_g = s2_grid(lmax, mmax, idx)
+        else:
+            to_g, from_g = so3_grid(lmax, kmax)
+            cols = [p * k + j for p in idx for j in range(k)]
+            to_g, from_g = to_g[:, cols], from_g[cols]
         self.register_buffer("to_grid", torch.tensor(to_g, dtype=dtype), persistent=False)  # (G, D*K)
         self.register_buffer("from_grid", torch.tensor(from_g, dtype=dtype), persistent=False)  # (D*K, G)
-        self.register_buffer("deg", torch.tensor(degree_index(lmax)), persistent=False)
+        degs = degree_index(lmax)
+        self.register_buffer("deg", torch.tensor([degs[p] for p in idx]), persistent=False)
         self.scalar_gate = FocusLinear(2 * channels, n_focus * channels, dtype, bias)
         self.grid_op = make_grid_op(op, channels, "cross", dtype, n_branches)
         self.frame_expand = self.frame_contract = None

@@ -204,7 +204,8 @@ class SO2Convolution(nn.Module):
                  layer_scale: bool = False, so2_norm: bool = False, bias: bool = False,
                  message_node: str | None = None, message_node_op: str = "glu", kmax: int = 1,
                  atten_f_mix: bool = False, atten_v_proj: bool = False, atten_o_proj: bool = False,
-                 n_focus: int = 1, focus_dim: int = 0, focus_norm: bool = True, n_branches: int = 1):
+                 n_focus: int = 1, focus_dim: int = 0, focus_norm: bool = True, n_branches: int = 1,
+                 node_wise: str | None = None, node_wise_op: str = "glu", node_wise_branches: int = 1):
         super().__init__()
         self.lmax, self.mmax, self.n_head, self.eps = lmax, mmax, n_head, eps
         self.f = n_focus
@@ -248,6 +249,12 @@ class SO2Convolution(nn.Module):
                 self.focus_compete_norm = ScalarRMSNorm(cf, eps, dtype, n_focus)
             self.adamw_focus_compete_w = _param((cf, n_focus), dtype)
             self.focus_compete_bias = _param((n_focus,), dtype) if bias else None
+        # node_wise 's2' / 'so3': ``x_loc += CrossGridNet(x_loc, D_m x_dst)`` in the edge frame after radial mixing
+        self.node_wise_grid_product = (
+            CrossGridNet(lmax, cf, node_wise_op, dtype, bias, kmax=min(kmax, lmax) if node_wise == "so3" else None,
+                         n_focus=n_focus, n_branches=node_wise_branches, coeff_index=idx, mmax=mmax)
+            if node_wise is not None else None
+        )
         # message_node 's2' / 'so3': ``out += CrossGridNet(out, x)`` before post_focus_mix
         self.message_node_grid_product = (
             CrossGridNet(lmax, cf, message_node_op, dtype, bias,
@@ -321,6 +328,8 @@ class SO2Convolution(nn.Module):
             xl = xl * rad_m
         else:
             xl = self.radial_degree_mixer(xl, rad_m)
+        if self.node_wise_grid_product is not None:
+            xl = xl + self.node_wise_grid_product(xl, torch.bmm(d_m, x.index_select(0, dst)))
         dm = xl.shape[1]
         xl = xl.reshape(e, dm, f, cf)
         gate_src = xl[:, 0]  # (E, F, Cf) competition input
