@@ -1,7 +1,7 @@
 """Small DPA4 building blocks (torch), parameter layouts as deepmd-kit serializes them.
 
 Shapes: N nodes, E edges, D = (lmax+1)**2 packed SO(3) coefficients, F focus
-streams (always 1 here), C channels. Lengths in Å.
+streams, K Wigner-D frames (SO(3) grids), C channels. Lengths in Å.
 """
 
 from __future__ import annotations
