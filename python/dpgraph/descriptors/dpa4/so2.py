@@ -345,13 +345,26 @@ class SO2Convolution(nn.Module):
             h, hd, fa, ca = self.n_head, self.head_dim, self.fa, self.ca
             if self.attn_focus_mix is not None:
                 msg = self.attn_focus_mix(msg)
-            x0 = x[:, 0].reshape(n, fa, ca)
-            qk = self.attn_qk_norm(x0)
-            q = focus_matmul(qk, self.attn_q_proj.weight.reshape(ca, fa, ca)).index_select(0, dst)
-            k = focus_matmul(qk, self.attn_k_proj.weight.reshape(ca, fa, ca)).index_select(0, src)
-            rad0 = rad_m[:, 0].reshape(e, fa, ca)
-            logits = (q.reshape(e, fa, h, hd) * k.reshape(e, fa, h, hd)).sum(-1) * hd ** -0.5 + focus_matmul(
-                rad0, self.adamw_attn_logit_w)  # (E, Fa, H)
+            if fa == 1:
+                # one attention stream: plain 2-D (N, C) projections. The per-focus (N, 1, C) form below
+                # gives the same eager numbers, but AOTInductor (torch 2.13, CPU) then drops the SO(2)
+                # message path's index_add from the node-feature gradient (wrong forces in the .pt2)
+                x0 = x[:, 0]  # (N, C)
+                qk = self.attn_qk_norm(x0)
+                q = self.attn_q_proj(qk).index_select(0, dst).reshape(e, 1, h, hd)
+                k = self.attn_k_proj(qk).index_select(0, src).reshape(e, 1, h, hd)
+                logits = ((q * k).sum(-1) * hd ** -0.5
+                          + (rad_m[:, 0] @ self.adamw_attn_logit_w[:, 0, :])[:, None, :])  # (E, 1, H)
+                gate = torch.sigmoid(self.attn_output_gate_norm(x0) @ self.adamw_attn_gate_w[:, 0, :])[:, None, :]
+            else:
+                x0 = x[:, 0].reshape(n, fa, ca)
+                qk = self.attn_qk_norm(x0)
+                q = focus_matmul(qk, self.attn_q_proj.weight.reshape(ca, fa, ca)).index_select(0, dst)
+                k = focus_matmul(qk, self.attn_k_proj.weight.reshape(ca, fa, ca)).index_select(0, src)
+                rad0 = rad_m[:, 0].reshape(e, fa, ca)
+                logits = (q.reshape(e, fa, h, hd) * k.reshape(e, fa, h, hd)).sum(-1) * hd ** -0.5 + focus_matmul(
+                    rad0, self.adamw_attn_logit_w)  # (E, Fa, H)
+                gate = torch.sigmoid(focus_matmul(self.attn_output_gate_norm(x0), self.adamw_attn_gate_w))
             alpha = envelope_gated_softmax(
                 logits, edge_env, dst, n, self.adamw_attn_z_bias_raw, self.eps, edge_mask=edge_mask
             )  # (E, Fa, H)
@@ -359,8 +372,7 @@ class SO2Convolution(nn.Module):
             if self.attn_v_proj is not None:
                 val = self.attn_v_proj(val)
             val = val.reshape(e, dim, fa, h, hd) * alpha[:, None, :, :, None]
-            out = segment_sum(val, dst, n)  # (N, D, Fa, H, hd)
-            gate = torch.sigmoid(focus_matmul(self.attn_output_gate_norm(x0), self.adamw_attn_gate_w))  # (N, Fa, H)
+            out = segment_sum(val, dst, n)  # (N, D, Fa, H, hd); gate (N, Fa, H)
             out = (out * gate[:, None, :, :, None]).reshape(n, dim, fa, ca)
             if self.attn_o_proj is not None:
                 out = self.attn_o_proj(out)
