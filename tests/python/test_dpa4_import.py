@@ -105,13 +105,12 @@ def test_cli_import_to_checkpoint(tmp_path, tree, reference):
 # ------------------------------------------------------------------ refusals
 DESCRIPTOR_REFUSALS = [
     ("edge_cartesian", True), ("node_cartesian", "default:1"), ("so2_attn_res", "independent"),
-    ("full_attn_res", "dependent"), ("block_attn_res", "independent"), ("n_focus", 2), ("focus_dim", 8),
-    ("atten_f_mix", True), ("atten_v_proj", True), ("atten_o_proj", True),
-("ffn_so3_grid", True), ("node_wise_s2", True), ("node_wise_so3", True),
-    ("message_node_s2", True), ("message_node_so3", True), ("so3_readout", "glu"), ("so3_readout", "mlp"),
+    ("full_attn_res", "dependent"), ("block_attn_res", "independent"), ("n_focus", 0), ("focus_dim", -1),
+
+    ("so3_readout", "attn"), ("kmax", 3),
     ("extra_node_l", 5), ("inner_clamp_r_inner", 0.5), ("add_chg_spin_ebd", True), ("use_spin", [True, False]),
     ("precision", "float16"), ("precision", "bfloat16"), ("lmax", 7),
-    ("activation_function", "gelu"), ("grid_mlp", [False, False, True]), ("grid_branch", 2),
+    ("activation_function", "gelu"), ("grid_mlp", [True, False]), ("grid_branch", -1),
     ("exclude_types", [[0, 1]]), ("lebedev_quadrature", [True, False]), ("mixing_layers", 0),
     ("n_atten_head", 3), ("a_new_option", 1),
 ]
@@ -124,6 +123,16 @@ def test_descriptor_refusals(tree, opt, value):
     if opt == "lmax":
         t["descriptor"]["config"]["l_schedule"] = [7, 7]
     with pytest.raises(ValueError, match=opt):
+        from_serialized(t)
+
+
+@pytest.mark.parametrize("opt", ["message_node_s2", "node_wise_s2"])
+def test_s2_grid_products_need_lebedev(tree, opt):
+    """The e3nn product grid of ``lebedev_quadrature: False`` is not exact: refused for the S2 products."""
+    t = copy.deepcopy(tree)
+    t["descriptor"]["config"].update({opt: True, "s2_activation": [False, False],
+                                      "lebedev_quadrature": [False, True]})
+    with pytest.raises(ValueError, match="lebedev_quadrature"):
         from_serialized(t)
 
 

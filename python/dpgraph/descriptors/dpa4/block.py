@@ -31,6 +31,11 @@ class InteractionBlock(nn.Module):
             lmax, mmax, channels, cfg["mixing_layers"], cfg["n_atten_head"], cfg["radial_so2_mode"],
             cfg["radial_so2_rank"], cfg["s2_activation"][0], cfg["activation_function"], eps, dtype,
             layer_scale=cfg["layer_scale"], so2_norm=cfg["so2_norm"], bias=cfg["mlp_bias"],
+            message_node=cfg["message_node"], message_node_op=cfg["message_node_op"], kmax=cfg["kmax"],
+            n_branches=cfg["grid_branches"][1], node_wise=cfg["node_wise"], node_wise_op=cfg["node_wise_op"],
+            node_wise_branches=cfg["grid_branches"][0],
+            atten_f_mix=cfg["atten_f_mix"], atten_v_proj=cfg["atten_v_proj"], atten_o_proj=cfg["atten_o_proj"],
+            n_focus=cfg["n_focus"], focus_dim=cfg["focus_dim"], focus_norm=cfg["edge_norm"],
         )
         n = cfg["ffn_blocks"]
         self.pre_ffn_norms = nn.ModuleList(
@@ -45,10 +50,14 @@ class InteractionBlock(nn.Module):
             if cfg["layer_scale"] else None
         )
         s2 = cfg["s2_activation"][1]
+        so3 = cfg["ffn_so3_grid"]  # None, 'glu' or 'mlp': the SO(3) grid FFN (wins over the S2 one)
         self.ffns = nn.ModuleList(
             [
-                EquivariantFFN(node_lmax, channels, cfg["block_ffn_neurons"], s2, True if s2 else cfg["glu_activation"],
-                               "silu" if s2 else cfg["activation_function"], dtype, cfg["mlp_bias"])
+                EquivariantFFN(node_lmax, channels, cfg["block_ffn_neurons"], s2 and so3 is None,
+                               True if (s2 or so3) else cfg["glu_activation"],
+                               "silu" if s2 else cfg["activation_function"], dtype, cfg["mlp_bias"],
+                               so3_grid=so3, kmax=min(cfg["kmax"], lmax), s2_op=cfg["ffn_grid_op"],
+                               n_branches=cfg["grid_branches"][2])
                 for _ in range(n)
             ]
         )

@@ -30,16 +30,6 @@ _FIXED = {
     "so2_attn_res": ("none", "'none'"),
     "full_attn_res": ("none", "'none'"),
     "block_attn_res": ("none", "'none'"),
-    "n_focus": (1, "1"),
-    "atten_f_mix": (False, "False"),
-    "atten_v_proj": (False, "False"),
-    "atten_o_proj": (False, "False"),
-    "ffn_so3_grid": (False, "False"),
-    "node_wise_s2": (False, "False"),
-    "node_wise_so3": (False, "False"),
-    "message_node_s2": (False, "False"),
-    "message_node_so3": (False, "False"),
-    "so3_readout": ("none", "'none'"),
     "inner_clamp_r_inner": (None, "None (no ZBL bridging / inner clamp)"),
     "inner_clamp_r_outer": (None, "None (no ZBL bridging / inner clamp)"),
     "add_chg_spin_ebd": (False, "False (no charge/spin embedding)"),
@@ -52,7 +42,8 @@ _KNOWN = set(_FIXED) | {
     "n_atten_head", "sandwich_norm", "s2_activation", "readout_layers", "lebedev_quadrature",
     "activation_function", "glu_activation", "layer_scale", "so2_norm", "mlp_bias", "precision", "extra_node_l",
     "exclude_types", "eps", "trainable", "seed",
-    "default_chg_spin", "use_amp", "so2_layers",
+    "default_chg_spin", "use_amp", "so2_layers", "so3_readout", "message_node_s2", "message_node_so3",
+    "atten_f_mix", "atten_v_proj", "atten_o_proj", "ffn_so3_grid", "n_focus", "node_wise_s2", "node_wise_so3",
 }
 
 
@@ -81,14 +72,24 @@ def check_config(cfg: dict) -> dict:
     if basis not in ("bessel", "gaussian"):
         _refuse("basis_type", basis, "'bessel' or 'gaussian'")
     channels = int(c.get("channels", 64))
+    n_focus = int(c.get("n_focus", 1))
     focus_dim = int(c.get("focus_dim", 0))
-    if focus_dim not in (0, channels):
-        _refuse("focus_dim", focus_dim, f"0 or channels ({channels})")
-    for key in ("grid_mlp", "grid_branch"):
-        v = c.get(key, 0)
-        vals = v if isinstance(v, (list, tuple)) else [v]
-        if any(bool(x) for x in vals):
-            _refuse(key, v, "False / 0 (the GLU grid op)")
+    if n_focus < 1:
+        _refuse("n_focus", n_focus, ">= 1")
+    if focus_dim < 0:
+        _refuse("focus_dim", focus_dim, ">= 0 (0: channels)")
+    cf = focus_dim or channels
+
+    # grid op per grid path [node_wise, message_node, ffn]: 'branch' (grid_branch > 0) > 'mlp' > 'glu'
+    ffn_so3 = bool(c.get("ffn_so3_grid", False))
+    gm, gb = c.get("grid_mlp", False), c.get("grid_branch", 0)
+    gm = [bool(x) for x in (gm if isinstance(gm, (list, tuple)) else [gm] * 3)]
+    gb = [int(x) for x in (gb if isinstance(gb, (list, tuple)) else [gb] * 3)]
+    if len(gm) != 3:
+        _refuse("grid_mlp", c.get("grid_mlp"), "a bool or 3 bools [node_wise, message_node, ffn]")
+    if len(gb) != 3 or min(gb) < 0:
+        _refuse("grid_branch", c.get("grid_branch"), "an int >= 0 or 3 of them [node_wise, message_node, ffn]")
+    grid_ops = ["branch" if b > 0 else ("mlp" if m else "glu") for m, b in zip(gm, gb)]
     lmax = int(c.get("lmax", 3))
     n_blocks = int(c.get("n_blocks", 3))
     l_sched = c.get("l_schedule") or [lmax] * n_blocks
@@ -112,8 +113,10 @@ def check_config(cfg: dict) -> dict:
     if mixing < 1:
         _refuse("mixing_layers", mixing, ">= 1")
     heads = int(c.get("n_atten_head", 1))
-    if heads < 0 or (heads > 0 and channels % heads):
-        _refuse("n_atten_head", heads, f"0 or a divisor of channels ({channels})")
+    attn_dim = n_focus * cf if c.get("atten_f_mix") else cf
+    if heads < 0 or (heads > 0 and attn_dim % heads):
+        _refuse("n_atten_head", heads, f"0 or a divisor of the attention width ({attn_dim}: focus_dim, "
+                "or n_focus * focus_dim with atten_f_mix)")
     mode = str(c.get("radial_so2_mode", "degree_channel")).lower()
     if mode not in ("none", "degree", "degree_channel"):
         _refuse("radial_so2_mode", mode, "'none', 'degree' or 'degree_channel'")
@@ -122,10 +125,22 @@ def check_config(cfg: dict) -> dict:
     leb = [leb, leb] if isinstance(leb, bool) or leb is None else list(leb)
     leb = [True if x is None else bool(x) for x in leb]
     for i, name in enumerate(("SO(2)", "FFN")):
-        if s2[i] and not leb[i]:
+        if s2[i] and not leb[i] and not (i == 1 and ffn_so3):
             _refuse("lebedev_quadrature", c.get("lebedev_quadrature"),
                     f"True where s2_activation is on ({name} grid): the e3nn product grid is not exact")
+    message_node = "so3" if c.get("message_node_so3") else ("s2" if c.get("message_node_s2") else None)
+    node_wise = "so3" if c.get("node_wise_so3") else ("s2" if c.get("node_wise_s2") else None)
+    if (message_node == "s2" or node_wise == "s2") and not leb[0]:
+        _refuse("lebedev_quadrature", c.get("lebedev_quadrature"),
+                "True for the SO(2) grid where message_node_s2 / node_wise_s2 is on: the e3nn product grid "
+                "is not exact")
     sandwich = [bool(x) for x in (c.get("sandwich_norm") or [False, True, True, False])]
+    readout = str(c.get("so3_readout", "none")).lower()
+    if readout not in ("none", "glu", "mlp"):
+        _refuse("so3_readout", c.get("so3_readout"), "'none', 'glu' or 'mlp'")
+    kmax = int(c.get("kmax", 1))
+    if kmax < 0 or kmax > int(c.get("lmax", 3)):
+        _refuse("kmax", kmax, f"0..lmax ({c.get('lmax', 3)})")
     env_exp = [int(x) for x in (c.get("env_exp") or [7, 5])]
     glu = bool(c.get("glu_activation", True))
     ffn_neurons = int(c.get("ffn_neurons", 0))
@@ -142,12 +157,17 @@ def check_config(cfg: dict) -> dict:
         m_schedule=m_sched, lmax=lmax, mixing_layers=mixing, n_atten_head=heads, radial_so2_mode=mode,
         radial_so2_rank=int(c.get("radial_so2_rank", 1)), s2_activation=[bool(x) for x in s2],
         sandwich_norm=sandwich, env_exp=env_exp, glu_activation=glu, radial_mlp=radial_mlp,
-        block_ffn_neurons=width(True if s2[1] else glu), out_ffn_neurons=width(glu),
+        block_ffn_neurons=width(True if (s2[1] or ffn_so3) else glu), out_ffn_neurons=width(glu),
         edge_norm=bool(c.get("edge_norm", True)), use_env_seed=bool(c.get("use_env_seed", True)),
         ffn_blocks=int(c.get("ffn_blocks", 1)), readout_layers=int(c.get("readout_layers", 1)),
         eps=float(c.get("eps", 1e-7)), layer_scale=bool(c.get("layer_scale", False)),
         so2_norm=bool(c.get("so2_norm", False)), extra_node_l=extra, mlp_bias=bool(c.get("mlp_bias", False)),
-        rcut=float(c.get("rcut", 6.0)), n_radial=int(c.get("n_radial", 16)),
+        rcut=float(c.get("rcut", 6.0)), n_radial=int(c.get("n_radial", 16)), so3_readout=readout, kmax=kmax,
+        message_node=message_node, message_node_op=grid_ops[1], grid_branches=[max(1, b) for b in gb],
+        ffn_grid_op=grid_ops[2], node_wise=node_wise, node_wise_op=grid_ops[0],
+        atten_f_mix=bool(c.get("atten_f_mix", False)), atten_v_proj=bool(c.get("atten_v_proj", False)),
+        atten_o_proj=bool(c.get("atten_o_proj", False)),
+        ffn_so3_grid=grid_ops[2] if ffn_so3 else None, n_focus=n_focus, focus_dim=cf,
     )
     if c["ffn_blocks"] < 1:
         _refuse("ffn_blocks", c["ffn_blocks"], ">= 1")
@@ -201,7 +221,14 @@ class DescrptDPA4(nn.Module):
             [InteractionBlock(l, m, ch, c, dt, node_lmax=l + self.extra_node_l)
              for l, m in zip(self.l_schedule, self.m_schedule)]
         )
-        ro = [EquivariantFFN(0, ch, c["out_ffn_neurons"], False, c["glu_activation"], act, dt, c["mlp_bias"])
+        # so3_readout 'glu' / 'mlp': the read-out FFNs see the whole node tensor (degree of the last
+        # block) through an SO(3) grid net; 'none': the l = 0 row only
+        self.so3_readout = c["so3_readout"]
+        ro_l = 0 if self.so3_readout == "none" else self.l_schedule[-1] + self.extra_node_l
+        self.readout_dim = (ro_l + 1) ** 2
+        grid = None if self.so3_readout == "none" else self.so3_readout
+        ro = [EquivariantFFN(ro_l, ch, c["out_ffn_neurons"], False, c["glu_activation"], act, dt, c["mlp_bias"],
+                             so3_grid=grid, kmax=min(c["kmax"], ro_l))
               for _ in range(c["readout_layers"])]
         self.readout_pre_layers = nn.ModuleList(ro[:-1])
         self.output_ffn = ro[-1]
@@ -255,7 +282,7 @@ class DescrptDPA4(nn.Module):
         for blk, l_b in zip(self.blocks, self.l_schedule):
             x = x[:, : (l_b + self.extra_node_l + 1) ** 2]
             x = blk(x, src, dst, rot_d, env, inv_sqrt_deg, rad[:, : l_b + 1], edge_mask)
-        y = x[:, :1]
+        y = x[:, : self.readout_dim]
         for layer in self.readout_pre_layers:
             y = y + layer(y)
-        return (y + self.output_ffn(y))[:, 0]
+        return (y + self.output_ffn(y))[:, 0]  # (N, C): the l = 0 row of the last residual sum

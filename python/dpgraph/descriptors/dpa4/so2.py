@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ...ops import envelope_gated_softmax, segment_sum
-from .layers import FocusLinear, GatedActivation, S2GridGLU, ScalarRMSNorm, SO3Linear, _param, degree_index
+from .layers import CrossGridNet, FocusLinear, activation, GatedActivation, S2GridGLU, ScalarRMSNorm, SO3Linear, _param, degree_index
 
 
 def m_major_index(lmax: int, mmax: int) -> tuple[list[int], list[int]]:
@@ -28,42 +28,91 @@ def m_major_index(lmax: int, mmax: int) -> tuple[list[int], list[int]]:
 
 
 class SO2Linear(nn.Module):
-    """(E, Dm, Cin) -> (E, Dm, Cout): per-|m| block, complex-like on (-m, +m).
+    """(E, Dm, F, Cin) -> (E, Dm, F, Cout): per-|m| block, complex-like on (-m, +m), per focus stream.
 
-    ``weight_m0`` ((L+1)*Cin, (L+1)*Cout) on m = 0; ``weight_m.{m-1}``
-    (n_l*Cin, 2*n_l*Cout) = [U | V] with ``out_- = x_- U - x_+ V``,
-    ``out_+ = x_- V + x_+ U`` (n_l = L - m + 1).
+    ``weight_m0`` ((L+1)*Cin, F*(L+1)*Cout) on m = 0; ``weight_m.{m-1}``
+    (n_l*Cin, F*2*n_l*Cout) = per focus [U | V] with ``out_- = x_- U - x_+ V``,
+    ``out_+ = x_- V + x_+ U`` (n_l = L - m + 1); ``bias0`` (F*Cout,) on (l, m) = (0, 0).
     """
 
-    def __init__(self, lmax: int, mmax: int, c_in: int, c_out: int, dtype, bias: bool = False):
+    def __init__(self, lmax: int, mmax: int, c_in: int, c_out: int, dtype, bias: bool = False, n_focus: int = 1):
         super().__init__()
-        self.lmax, self.mmax, self.c_in, self.c_out = lmax, mmax, c_in, c_out
+        self.lmax, self.mmax, self.c_in, self.c_out, self.f = lmax, mmax, c_in, c_out, n_focus
         n0 = lmax + 1
-        self.weight_m0 = _param((n0 * c_in, n0 * c_out), dtype)
-        self.bias0 = _param((c_out,), dtype) if bias else None  # on the (l, m) = (0, 0) row
+        self.weight_m0 = _param((n0 * c_in, n_focus * n0 * c_out), dtype)
+        self.bias0 = _param((n_focus * c_out,), dtype) if bias else None
         self.weight_m = nn.ParameterList(
-            [_param(((lmax - m + 1) * c_in, 2 * (lmax - m + 1) * c_out), dtype) for m in range(1, mmax + 1)]
+            [_param(((lmax - m + 1) * c_in, n_focus * 2 * (lmax - m + 1) * c_out), dtype)
+             for m in range(1, mmax + 1)]
         )
 
+    def _block(self, xb, w, nl: int):
+        """(E, nl, F, Cin) @ w (nl*Cin, F, W) -> (E, F, W)."""
+        e = xb.shape[0]
+        xf = xb.permute(2, 0, 1, 3).reshape(self.f, e, nl * self.c_in)  # (F, E, nl*Cin)
+        return torch.matmul(xf, w.permute(1, 0, 2)).transpose(0, 1)  # (E, F, W)
+
+    def _rows(self, y, nl: int):
+        """(E, F, nl*Cout) -> (E, nl, F, Cout)."""
+        return y.reshape(y.shape[0], self.f, nl, self.c_out).transpose(1, 2)
+
     def forward(self, x):
-        e = x.shape[0]
         n0 = self.lmax + 1
-        outs = [(x[:, :n0].reshape(e, -1) @ self.weight_m0).reshape(e, n0, self.c_out)]
+        w0 = self.weight_m0.reshape(n0 * self.c_in, self.f, n0 * self.c_out)
+        outs = [self._rows(self._block(x[:, :n0], w0, n0), n0)]
         off = n0
         for m in range(1, self.mmax + 1):
             nl = self.lmax - m + 1
-            xn = x[:, off: off + nl].reshape(e, -1)
-            xp = x[:, off + nl: off + 2 * nl].reshape(e, -1)
-            w = self.weight_m[m - 1]
             ob = nl * self.c_out
-            u, v = w[:, :ob], w[:, ob:]
-            outs.append((xn @ u - xp @ v).reshape(e, nl, self.c_out))
-            outs.append((xn @ v + xp @ u).reshape(e, nl, self.c_out))
+            w = self.weight_m[m - 1].reshape(nl * self.c_in, self.f, 2 * ob)
+            yn = self._block(x[:, off: off + nl], w, nl)  # (E, F, 2 ob): [xn U | xn V]
+            yp = self._block(x[:, off + nl: off + 2 * nl], w, nl)  # [xp U | xp V]
+            outs.append(self._rows(yn[..., :ob] - yp[..., ob:], nl))
+            outs.append(self._rows(yn[..., ob:] + yp[..., :ob], nl))
             off += 2 * nl
         y = torch.cat(outs, 1)
         if self.bias0 is not None:
-            y = torch.cat([y[:, :1] + self.bias0, y[:, 1:]], 1)
+            y = torch.cat([y[:, :1] + self.bias0.reshape(self.f, self.c_out), y[:, 1:]], 1)
         return y
+
+
+class FocusGatedActivation(nn.Module):
+    """:class:`GatedActivation` on (E, Dm, F, C) with a per-focus ``gate_linear`` (C, F*lmax*C)."""
+
+    def __init__(self, degrees: list[int], channels: int, act: str, dtype, bias: bool = False, n_focus: int = 1):
+        super().__init__()
+        self.lmax, self.c, self.f = max(degrees), channels, n_focus
+        self.act = activation(act)
+        self.gate_linear = FocusLinear(channels, n_focus * self.lmax * channels, dtype, bias)
+        self.register_buffer("rows", torch.tensor([d - 1 for d in degrees[1:]]), persistent=False)
+
+    def forward(self, x):
+        e = x.shape[0]
+        w = self.gate_linear.weight.reshape(self.c, self.f, -1)
+        g = torch.matmul(x[:, 0].transpose(0, 1), w.permute(1, 0, 2)).transpose(0, 1)  # (E, F, lmax*C)
+        if self.gate_linear.bias is not None:
+            g = g + self.gate_linear.bias.reshape(self.f, -1)
+        g = torch.sigmoid(g).reshape(e, self.f, self.lmax, self.c)[:, :, self.rows].transpose(1, 2)
+        return torch.cat([self.act(x[:, :1]), x[:, 1:] * g], 1)
+
+
+class FocusSO3Linear(nn.Module):
+    """(E, D, F, Cin) -> (E, D, F, Cout): bias-free per-degree, per-focus map; ``weight`` (lmax+1, Cin, F*Cout)."""
+
+    def __init__(self, lmax: int, c_in: int, c_out: int, n_focus: int, dtype):
+        super().__init__()
+        self.f, self.c_out = n_focus, c_out
+        self.weight = _param((lmax + 1, c_in, n_focus * c_out), dtype)
+        self.register_buffer("deg", torch.tensor(degree_index(lmax)), persistent=False)
+
+    def forward(self, x):
+        w = self.weight.reshape(self.weight.shape[0], self.weight.shape[1], self.f, self.c_out)[self.deg]
+        return torch.einsum("edfi,difo->edfo", x, w)
+
+
+def focus_matmul(x, weight):
+    """(B, F, Cin) @ weight (Cin, F, Cout) per focus -> (B, F, Cout)."""
+    return torch.matmul(x.transpose(0, 1), weight.permute(1, 0, 2)).transpose(0, 1)
 
 
 class RadialDegreeMixer(nn.Module):
@@ -114,14 +163,16 @@ class RadialDegreeMixer(nn.Module):
 
 
 class ReducedEquivariantRMSNorm(nn.Module):
-    """(E, Dm, C) m-major edge-frame RMS norm (``so2_norm``): l = 0 centred, degree-balanced over the
-    kept orders (weight ``1 / ((L+1) C (2 min(l, M) + 1))``); ``adam_scale`` (1, L+1, C), ``bias0`` (1, C)."""
+    """(E, Dm, F, C) m-major edge-frame RMS norm (``so2_norm``) per focus stream: l = 0 centred,
+    degree-balanced over the kept orders (weight ``1 / ((L+1) C (2 min(l, M) + 1))``);
+    ``adam_scale`` (F, L+1, C), ``bias0`` (F, C)."""
 
-    def __init__(self, lmax: int, mmax: int, channels: int, degrees: list[int], dtype, eps: float = 1e-5):
+    def __init__(self, lmax: int, mmax: int, channels: int, degrees: list[int], dtype, eps: float = 1e-5,
+                 n_focus: int = 1):
         super().__init__()
         self.eps = eps
-        self.adam_scale = _param((1, lmax + 1, channels), dtype)
-        self.bias0 = _param((1, channels), dtype)
+        self.adam_scale = _param((n_focus, lmax + 1, channels), dtype)
+        self.bias0 = _param((n_focus, channels), dtype)
         w = [1.0 / ((lmax + 1) * channels) / (2 * min(l, mmax) + 1) for l in degrees]
         self.register_buffer("balance", torch.tensor(w, dtype=dtype), persistent=False)
         self.register_buffer("deg", torch.tensor(degrees), persistent=False)
@@ -129,114 +180,203 @@ class ReducedEquivariantRMSNorm(nn.Module):
     def forward(self, x):
         x0 = x[:, :1] - x[:, :1].mean(-1, keepdim=True)
         xt = x[:, 1:]
-        var = (x0 * x0).sum((1, 2)) * self.balance[0] + ((xt * xt) * self.balance[1:, None]).sum((1, 2))
-        inv = torch.rsqrt(var + self.eps)[:, None, None]
-        scale = self.adam_scale[0][self.deg]  # (Dm, C)
+        var = (x0 * x0).sum((1, 3)) * self.balance[0] + ((xt * xt) * self.balance[1:, None, None]).sum((1, 3))
+        inv = torch.rsqrt(var + self.eps)[:, None, :, None]  # (E, 1, F, 1)
+        scale = self.adam_scale[:, self.deg].transpose(0, 1)  # (Dm, F, C)
         return torch.cat([x0 * inv * scale[:1] + self.bias0, xt * inv * scale[1:]], 1)
 
 
 class SO2Convolution(nn.Module):
     """Node features (N, D, C) -> aggregated messages (N, D, C).
 
-    ``pre_focus_mix`` -> gather source -> rotate into the edge frame (rows of
-    D(R) in m-major order) -> radial degree mixing -> ``mixing_layers``
-    residual SO(2) linears with gated activations between -> rotate back
+    ``pre_focus_mix`` (C -> F*Cf) -> gather source -> rotate into the edge frame (rows of
+    D(R) in m-major order) -> radial degree mixing (radial features through
+    ``radial_hidden_proj`` when F*Cf != C) -> ``mixing_layers`` residual SO(2) linears with
+    gated activations between, per focus stream (F = ``n_focus``, Cf = ``focus_dim``;
+    channel index ``f*Cf + c``) -> cross-focus softmax competition (F > 1) -> rotate back
     (``Dt``, degrees above ``mmax`` rescaled) -> envelope-gated attention
-    (``n_atten_head > 0``) or envelope weights with ``1/sqrt(deg)`` -> sum to
-    the centre -> ``post_focus_mix``.
+    (``n_atten_head > 0``, heads per focus stream) or envelope weights with ``1/sqrt(deg)``
+    -> sum to the centre -> ``post_focus_mix`` (F*Cf -> C).
     """
 
     def __init__(self, lmax: int, mmax: int, channels: int, mixing_layers: int, n_head: int,
                  radial_mode: str, radial_rank: int, so2_s2_activation: bool, act: str, eps: float, dtype,
-                 layer_scale: bool = False, so2_norm: bool = False, bias: bool = False):
+                 layer_scale: bool = False, so2_norm: bool = False, bias: bool = False,
+                 message_node: str | None = None, message_node_op: str = "glu", kmax: int = 1,
+                 atten_f_mix: bool = False, atten_v_proj: bool = False, atten_o_proj: bool = False,
+                 n_focus: int = 1, focus_dim: int = 0, focus_norm: bool = True, n_branches: int = 1,
+                 node_wise: str | None = None, node_wise_op: str = "glu", node_wise_branches: int = 1):
         super().__init__()
-        self.lmax, self.mmax, self.c, self.n_head, self.eps = lmax, mmax, channels, n_head, eps
+        self.lmax, self.mmax, self.n_head, self.eps = lmax, mmax, n_head, eps
+        self.f = n_focus
+        self.cf = cf = channels if focus_dim == 0 else focus_dim
+        self.c = hidden = n_focus * cf
         idx, deg = m_major_index(lmax, mmax)
         self.register_buffer("coeff_index", torch.tensor(idx), persistent=False)
         self.register_buffer("degree_m", torch.tensor(deg), persistent=False)
         resc = [math.sqrt((2 * l + 1) / (2 * mmax + 1)) if l > mmax else 1.0 for l in degree_index(lmax)]
         self.register_buffer("rotate_back_rescale", torch.tensor(resc, dtype=dtype), persistent=False)
-        self.pre_focus_mix = SO3Linear(lmax, channels, channels, dtype, bias)
-        self.post_focus_mix = SO3Linear(lmax, channels, channels, dtype, bias)
+        self.pre_focus_mix = SO3Linear(lmax, channels, hidden, dtype, bias)
+        self.post_focus_mix = SO3Linear(lmax, hidden, channels, dtype, bias)
+        self.radial_hidden_proj = FocusLinear(channels, hidden, dtype) if hidden != channels else None
         self.radial_degree_mixer = (
-            RadialDegreeMixer(lmax, mmax, channels, radial_mode, radial_rank, dtype) if radial_mode != "none" else None
+            RadialDegreeMixer(lmax, mmax, hidden, radial_mode, radial_rank, dtype) if radial_mode != "none" else None
         )
         self.so2_s2 = so2_s2_activation
         # with the S2 grid GLU between layers, every layer but the last outputs value and gate halves
-        widths = [2 * channels if (so2_s2_activation and i < mixing_layers - 1) else channels
-                  for i in range(mixing_layers)]
-        self.so2_linears = nn.ModuleList([SO2Linear(lmax, mmax, channels, w, dtype, bias) for w in widths])
+        widths = [2 * cf if (so2_s2_activation and i < mixing_layers - 1) else cf for i in range(mixing_layers)]
+        self.so2_linears = nn.ModuleList([SO2Linear(lmax, mmax, cf, w, dtype, bias, n_focus) for w in widths])
         nl = []
         for _ in range(mixing_layers - 1):
             if so2_s2_activation:
-                nl.append(S2GridGLU(lmax, channels, dtype, coeff_index=idx, mmax=mmax, bias=bias))
+                nl.append(S2GridGLU(lmax, cf, dtype, coeff_index=idx, mmax=mmax, bias=bias, n_focus=n_focus))
             else:
-                nl.append(GatedActivation(deg, channels, act, dtype, bias))
+                nl.append(FocusGatedActivation(deg, cf, act, dtype, bias, n_focus))
         self.non_linearities = nn.ModuleList(nl)
         self.so2_inter_norms = (
-            nn.ModuleList([ReducedEquivariantRMSNorm(lmax, mmax, channels, deg, dtype) if i < mixing_layers - 1
+            nn.ModuleList([ReducedEquivariantRMSNorm(lmax, mmax, cf, deg, dtype, n_focus=n_focus)
+                           if i < mixing_layers - 1
                            else nn.Identity() for i in range(mixing_layers)]) if so2_norm else None
         )
-        # layer_scale: per-channel scale on each SO(2) residual update, ``adam_so2_layer_scales.{i}`` (1, C)
+        # layer_scale: per-channel scale on each SO(2) residual update, ``adam_so2_layer_scales.{i}`` (F, Cf)
         self.adam_so2_layer_scales = (
-            nn.ParameterList([_param((1, channels), dtype) for _ in range(mixing_layers)]) if layer_scale else None
+            nn.ParameterList([_param((n_focus, cf), dtype) for _ in range(mixing_layers)]) if layer_scale else None
+        )
+        # cross-focus competition: alpha = label-smoothed softmax_f(norm(s_f) . w_f (+ b_f)), s the l = 0 input
+        self.focus_compete_norm = None
+        if n_focus > 1:
+            if focus_norm:
+                self.focus_compete_norm = ScalarRMSNorm(cf, eps, dtype, n_focus)
+            self.adamw_focus_compete_w = _param((cf, n_focus), dtype)
+            self.focus_compete_bias = _param((n_focus,), dtype) if bias else None
+        # node_wise 's2' / 'so3': ``x_loc += CrossGridNet(x_loc, D_m x_dst)`` in the edge frame after radial mixing
+        self.node_wise_grid_product = (
+            CrossGridNet(lmax, cf, node_wise_op, dtype, bias, kmax=min(kmax, lmax) if node_wise == "so3" else None,
+                         n_focus=n_focus, n_branches=node_wise_branches, coeff_index=idx, mmax=mmax)
+            if node_wise is not None else None
+        )
+        # message_node 's2' / 'so3': ``out += CrossGridNet(out, x)`` before post_focus_mix
+        self.message_node_grid_product = (
+            CrossGridNet(lmax, cf, message_node_op, dtype, bias,
+                         kmax=min(kmax, lmax) if message_node == "so3" else None, n_focus=n_focus,
+                         n_branches=n_branches)
+            if message_node is not None else None
         )
         if n_head > 0:
-            self.head_dim = channels // n_head
-            self.attn_qk_norm = ScalarRMSNorm(channels, eps, dtype)
-            self.attn_q_proj = FocusLinear(channels, channels, dtype)
-            self.attn_k_proj = FocusLinear(channels, channels, dtype)
-            self.attn_output_gate_norm = ScalarRMSNorm(channels, eps, dtype)
-            self.adamw_attn_logit_w = _param((channels, 1, n_head), dtype)
-            self.adamw_attn_z_bias_raw = _param((1, n_head), dtype)
-            self.adamw_attn_gate_w = _param((channels, 1, n_head), dtype)
+            # attention streams: one of width F*Cf (atten_f_mix) or F of width Cf
+            self.fa, self.ca = (1, hidden) if atten_f_mix else (n_focus, cf)
+            self.head_dim = self.ca // n_head
+            self.attn_qk_norm = ScalarRMSNorm(self.ca, eps, dtype, self.fa)
+            self.attn_q_proj = FocusLinear(self.ca, self.fa * self.ca, dtype)
+            self.attn_k_proj = FocusLinear(self.ca, self.fa * self.ca, dtype)
+            self.attn_output_gate_norm = ScalarRMSNorm(self.ca, eps, dtype, self.fa)
+            self.adamw_attn_logit_w = _param((self.ca, self.fa, n_head), dtype)
+            self.adamw_attn_z_bias_raw = _param((self.fa, n_head), dtype)
+            self.adamw_attn_gate_w = _param((self.ca, self.fa, n_head), dtype)
+            # optional bias-free per-degree maps: on the rotated-back message (atten_f_mix),
+            # on the attention values (atten_v_proj), on the gated head outputs (atten_o_proj)
+            self.attn_focus_mix = SO3Linear(lmax, hidden, hidden, dtype) if atten_f_mix else None
+            self.attn_v_proj = FocusSO3Linear(lmax, self.ca, self.ca, self.fa, dtype) if atten_v_proj else None
+            self.attn_o_proj = FocusSO3Linear(lmax, self.ca, self.ca, self.fa, dtype) if atten_o_proj else None
+
+    def _focus_alpha(self, s):
+        """(E, F, Cf) l = 0 scalars -> (E, F) label-smoothed (0.02) competition weights."""
+        if self.focus_compete_norm is not None:
+            s = self.focus_compete_norm(s)
+        logits = (s * self.adamw_focus_compete_w.transpose(0, 1)).sum(-1)  # (E, F)
+        if self.focus_compete_bias is not None:
+            logits = logits + self.focus_compete_bias
+        return torch.softmax(logits, -1) * (1.0 - 0.02) + 0.02 / self.f
+
+    def _mix(self, xl, rad0, edge_env):
+        """SO(2) mixing stack on (E, Dm, F, Cf); rad0 (E, F, Cf) radial l = 0 feature."""
+        n_layers = len(self.so2_linears)
+        for i, lin in enumerate(self.so2_linears):
+            h = xl
+            if self.so2_inter_norms is not None:
+                h = self.so2_inter_norms[i](h)
+            y = lin(h)
+            if i == 0 and lin.bias0 is not None:
+                # the first layer's l = 0 bias is scaled by the edge's radial l = 0 feature and envelope,
+                # so it vanishes smoothly at rcut: b -> b * rad0 * env
+                r0 = rad0 if lin.c_out == self.cf else torch.cat([rad0, rad0], -1)
+                corr = lin.bias0.reshape(self.f, lin.c_out) * (r0 * edge_env[:, :, None] - 1.0)  # (E, F, Cout)
+                y = torch.cat([y[:, :1] + corr[:, None], y[:, 1:]], 1)
+            if i < n_layers - 1:
+                nlin = self.non_linearities[i]
+                y = nlin(y)
+            if self.adam_so2_layer_scales is not None:
+                y = y * self.adam_so2_layer_scales[i]
+            xl = xl + y
+        return xl
 
     def forward(self, x, src, dst, rot_d, edge_env, inv_sqrt_deg, rad, edge_mask):
         """x (N, D, C); rot_d (E, Dfull, Dfull) Wigner-D; edge_env (E, 1);
         inv_sqrt_deg (N, 1, 1); rad (E, L+1, C) radial-type features."""
         n = x.shape[0]
         e = src.shape[0]
+        f, cf = self.f, self.cf
         dim = (self.lmax + 1) ** 2
-        x = self.pre_focus_mix(x)
+        x = self.pre_focus_mix(x)  # (N, D, F*Cf)
         d_blk = rot_d[:, :dim, :dim]
         d_m = d_blk[:, self.coeff_index]  # (E, Dm, D)
-        xl = torch.bmm(d_m, x.index_select(0, src))  # (E, Dm, C)
+        xl = torch.bmm(d_m, x.index_select(0, src))  # (E, Dm, F*Cf)
         rad_m = rad[:, self.degree_m]  # (E, Dm, C)
+        if self.radial_hidden_proj is not None:
+            rad_m = self.radial_hidden_proj(rad_m)  # (E, Dm, F*Cf)
         if self.radial_degree_mixer is None:
             xl = xl * rad_m
         else:
             xl = self.radial_degree_mixer(xl, rad_m)
-        n_layers = len(self.so2_linears)
-        for i, lin in enumerate(self.so2_linears):
-            y = lin(self.so2_inter_norms[i](xl) if self.so2_inter_norms is not None else xl)
-            if i == 0 and lin.bias0 is not None:
-                # the first layer's l = 0 bias is scaled by the edge's radial l = 0 feature and envelope,
-                # so it vanishes smoothly at rcut: b -> b * rad0 * env
-                r0 = rad_m[:, 0]
-                if lin.c_out == 2 * self.c:
-                    r0 = torch.cat([r0, r0], -1)
-                y = torch.cat([y[:, :1] + (lin.bias0 * (r0 * edge_env - 1.0))[:, None, :], y[:, 1:]], 1)
-            if i < n_layers - 1:
-                y = self.non_linearities[i](y)
-            if self.adam_so2_layer_scales is not None:
-                y = y * self.adam_so2_layer_scales[i][0]
-            xl = xl + y
+        if self.node_wise_grid_product is not None:
+            xl = xl + self.node_wise_grid_product(xl, torch.bmm(d_m, x.index_select(0, dst)))
+        dm = xl.shape[1]
+        xl = xl.reshape(e, dm, f, cf)
+        gate_src = xl[:, 0]  # (E, F, Cf) competition input
+        xl = self._mix(xl, rad_m[:, 0].reshape(e, f, cf), edge_env)
+        if f > 1:
+            xl = xl * self._focus_alpha(gate_src)[:, None, :, None]
+        xl = xl.reshape(e, dm, f * cf)
         dt_m = d_blk.transpose(1, 2)[:, :, self.coeff_index]  # (E, D, Dm)
-        msg = torch.bmm(dt_m, xl) * self.rotate_back_rescale[None, :, None]  # (E, D, C)
+        msg = torch.bmm(dt_m, xl) * self.rotate_back_rescale[None, :, None]  # (E, D, F*Cf)
         if self.n_head == 0:
             out = segment_sum(msg * edge_env[:, :, None], dst, n) * inv_sqrt_deg
         else:
-            h, hd = self.n_head, self.head_dim
-            x0 = x[:, 0]  # (N, C)
-            qk = self.attn_qk_norm(x0)
-            q = self.attn_q_proj(qk).index_select(0, dst).reshape(e, h, hd)
-            k = self.attn_k_proj(qk).index_select(0, src).reshape(e, h, hd)
-            logits = (q * k).sum(-1) * hd ** -0.5 + rad[:, 0] @ self.adamw_attn_logit_w[:, 0, :]  # (E, H)
+            h, hd, fa, ca = self.n_head, self.head_dim, self.fa, self.ca
+            if self.attn_focus_mix is not None:
+                msg = self.attn_focus_mix(msg)
+            if fa == 1:
+                # one attention stream: plain 2-D (N, C) projections. The per-focus (N, 1, C) form below
+                # gives the same eager numbers, but AOTInductor (torch 2.13, CPU) then drops the SO(2)
+                # message path's index_add from the node-feature gradient (wrong forces in the .pt2)
+                x0 = x[:, 0]  # (N, C)
+                qk = self.attn_qk_norm(x0)
+                q = self.attn_q_proj(qk).index_select(0, dst).reshape(e, 1, h, hd)
+                k = self.attn_k_proj(qk).index_select(0, src).reshape(e, 1, h, hd)
+                logits = ((q * k).sum(-1) * hd ** -0.5
+                          + (rad_m[:, 0] @ self.adamw_attn_logit_w[:, 0, :])[:, None, :])  # (E, 1, H)
+                gate = torch.sigmoid(self.attn_output_gate_norm(x0) @ self.adamw_attn_gate_w[:, 0, :])[:, None, :]
+            else:
+                x0 = x[:, 0].reshape(n, fa, ca)
+                qk = self.attn_qk_norm(x0)
+                q = focus_matmul(qk, self.attn_q_proj.weight.reshape(ca, fa, ca)).index_select(0, dst)
+                k = focus_matmul(qk, self.attn_k_proj.weight.reshape(ca, fa, ca)).index_select(0, src)
+                rad0 = rad_m[:, 0].reshape(e, fa, ca)
+                logits = (q.reshape(e, fa, h, hd) * k.reshape(e, fa, h, hd)).sum(-1) * hd ** -0.5 + focus_matmul(
+                    rad0, self.adamw_attn_logit_w)  # (E, Fa, H)
+                gate = torch.sigmoid(focus_matmul(self.attn_output_gate_norm(x0), self.adamw_attn_gate_w))
             alpha = envelope_gated_softmax(
-                logits[:, None, :], edge_env, dst, n, self.adamw_attn_z_bias_raw, self.eps, edge_mask=edge_mask
-            )[:, 0, :]  # (E, H)
-            val = msg.reshape(e, dim, h, hd) * alpha[:, None, :, None]
-            out = segment_sum(val, dst, n)  # (N, D, H, hd)
-            gate = torch.sigmoid(self.attn_output_gate_norm(x0) @ self.adamw_attn_gate_w[:, 0, :])  # (N, H)
-            out = (out * gate[:, None, :, None]).reshape(n, dim, self.c)
+                logits, edge_env, dst, n, self.adamw_attn_z_bias_raw, self.eps, edge_mask=edge_mask
+            )  # (E, Fa, H)
+            val = msg.reshape(e, dim, fa, ca)
+            if self.attn_v_proj is not None:
+                val = self.attn_v_proj(val)
+            val = val.reshape(e, dim, fa, h, hd) * alpha[:, None, :, :, None]
+            out = segment_sum(val, dst, n)  # (N, D, Fa, H, hd); gate (N, Fa, H)
+            out = (out * gate[:, None, :, :, None]).reshape(n, dim, fa, ca)
+            if self.attn_o_proj is not None:
+                out = self.attn_o_proj(out)
+            out = out.reshape(n, dim, fa * ca)
+        if self.message_node_grid_product is not None:
+            out = out + self.message_node_grid_product(out, x)
         return self.post_focus_mix(out)
