@@ -7,11 +7,13 @@ import numpy as np
 import torch
 
 from ...nn import resolve_precision
+from ...nn.layers import has_skip_widths
 from .tree import IDENTITY_ACTIVATIONS, Node, as_array
 
 
 def effective_resnet(resnet: bool, n_in: int, n_out: int) -> bool:
-    return bool(resnet) and (n_out == n_in or n_out == 2 * n_in)
+    """Whether a layer flagged ``resnet`` really adds its input (the widths allow the skip)."""
+    return bool(resnet) and has_skip_widths(n_in, n_out)
 
 
 @torch.no_grad()
