@@ -62,11 +62,12 @@ class InteractionBlock(nn.Module):
             ]
         )
 
-    def forward(self, x, src, dst, rot_d, edge_env, inv_sqrt_deg, rad, edge_mask):
+    def forward(self, x, src, dst, d_m, edge_env, inv_sqrt_deg, rad, edge_mask):
+        """d_m (E, Dm, D): :func:`.so2.edge_frame_rows` for this block's (lmax, mmax)."""
         h = x[:, : self.mp_dim]
         if self.pre_so2_norm is not None:
             h = self.pre_so2_norm(h)
-        m = self.so2_conv(h, src, dst, rot_d, edge_env, inv_sqrt_deg, rad, edge_mask)
+        m = self.so2_conv(h, src, dst, d_m, edge_env, inv_sqrt_deg, rad, edge_mask)
         if self.post_so2_norm is not None:
             m = self.post_so2_norm(m)
         x = x + m if x.shape[1] == self.mp_dim else torch.cat([x[:, : self.mp_dim] + m, x[:, self.mp_dim:]], 1)

@@ -18,6 +18,7 @@ from torch import nn
 from ...ops import segment_sum
 from .basis import WignerTables, edge_rotation, wigner_blocks
 from .block import InteractionBlock
+from .so2 import edge_frame_rows
 from .embedding import EnvSeedEmbedding, _TypeTable, geometric_initial_embedding
 from .layers import ACTIVATIONS, EquivariantFFN, RadialBasis, RadialMLP, ScalarRMSNorm, c3_envelope
 
@@ -279,9 +280,12 @@ class DescrptDPA4(nn.Module):
         if self.use_env_seed:
             x = x + geometric_initial_embedding(rot_d, rad, dst, inv_sqrt_deg, keep, n, nl)
         rad = rad + edge_type[:, None, :]
-        for blk, l_b in zip(self.blocks, self.l_schedule):
+        frames = {}  # (lmax, mmax) -> edge-frame rotation rows, shared by the blocks that use them
+        for blk, l_b, m_b in zip(self.blocks, self.l_schedule, self.m_schedule):
             x = x[:, : (l_b + self.extra_node_l + 1) ** 2]
-            x = blk(x, src, dst, rot_d, env, inv_sqrt_deg, rad[:, : l_b + 1], edge_mask)
+            if (l_b, m_b) not in frames:
+                frames[(l_b, m_b)] = edge_frame_rows(rot_d, l_b, m_b)
+            x = blk(x, src, dst, frames[(l_b, m_b)], env, inv_sqrt_deg, rad[:, : l_b + 1], edge_mask)
         y = x[:, : self.readout_dim]
         for layer in self.readout_pre_layers:
             y = y + layer(y)

@@ -27,12 +27,58 @@ def m_major_index(lmax: int, mmax: int) -> tuple[list[int], list[int]]:
     return idx, deg
 
 
-class SO2Linear(nn.Module):
-    """(E, Dm, F, Cin) -> (E, Dm, F, Cout): per-|m| block, complex-like on (-m, +m), per focus stream.
+def edge_frame_rows(rot_d, lmax: int, mmax: int):
+    """Rows of the Wigner-D that rotate into the edge frame, m-major truncated.
 
+    rot_d (E, Dfull, Dfull) -> d_m (E, Dm, D), D = (lmax+1)**2; ``d_m.transpose(1, 2)``
+    rotates back. Blocks with the same (lmax, mmax) share it.
+    """
+    dim = (lmax + 1) ** 2
+    idx = torch.tensor(m_major_index(lmax, mmax)[0], device=rot_d.device)
+    return rot_d[:, :dim, :dim].index_select(1, idx)
+
+
+def row_runs(rows: list[int]) -> list[tuple[int, int]]:
+    """Consecutive runs ``[(start, stop), ...]`` of an index list, so that gathering ``rows`` is a
+    concatenation of slices (whose gradient is a sum of slices, not a scatter)."""
+    runs: list[tuple[int, int]] = []
+    for r in rows:
+        if runs and runs[-1][1] == r:
+            runs[-1] = (runs[-1][0], r + 1)
+        else:
+            runs.append((r, r + 1))
+    return runs
+
+
+def take_rows(x, runs: list[tuple[int, int]], dim: int):
+    """``x.index_select(dim, rows)`` for the rows of :func:`row_runs`, as a concatenation of slices."""
+    if len(runs) == 1:
+        return x.narrow(dim, runs[0][0], runs[0][1] - runs[0][0])
+    return torch.cat([x.narrow(dim, a, b - a) for a, b in runs], dim)
+
+
+def m_blocks(lmax: int, mmax: int) -> list[tuple[int, int]]:
+    """(m, n_l) of each block of the m-major layout: ``m = 0`` then ``-m, +m`` for ``m = 1..mmax``."""
+    out = [(0, lmax + 1)]
+    for m in range(1, mmax + 1):
+        out += [(m, lmax - m + 1)] * 2
+    return out
+
+
+def split_blocks(x, lmax: int, mmax: int) -> list:
+    """(E, Dm, ...) m-major rows -> list of views (E, n_l, ...), one per :func:`m_blocks` block."""
+    return list(torch.split(x, [n for _, n in m_blocks(lmax, mmax)], 1))
+
+
+class SO2Linear(nn.Module):
+    """Per-|m| block linear, complex-like on (-m, +m), per focus stream, on block lists.
+
+    Blocks (E, n_l, F, Cin) -> (E, n_l, F, Cout) in :func:`m_blocks` order.
     ``weight_m0`` ((L+1)*Cin, F*(L+1)*Cout) on m = 0; ``weight_m.{m-1}``
     (n_l*Cin, F*2*n_l*Cout) = per focus [U | V] with ``out_- = x_- U - x_+ V``,
     ``out_+ = x_- V + x_+ U`` (n_l = L - m + 1); ``bias0`` (F*Cout,) on (l, m) = (0, 0).
+    Working on blocks keeps every GEMM operand a view of a contiguous tensor (no
+    slice-and-concatenate per layer, and none in the gradient).
     """
 
     def __init__(self, lmax: int, mmax: int, c_in: int, c_out: int, dtype, bias: bool = False, n_focus: int = 1):
@@ -47,53 +93,64 @@ class SO2Linear(nn.Module):
         )
 
     def _block(self, xb, w, nl: int):
-        """(E, nl, F, Cin) @ w (nl*Cin, F, W) -> (E, F, W)."""
+        """(E, nl, F, Cin) @ w (nl*Cin, F, W) -> (E, nl, F, W / nl)."""
         e = xb.shape[0]
+        if self.f == 1:
+            y = xb.reshape(e, nl * self.c_in) @ w[:, 0]
+            return y.reshape(e, nl, 1, -1)
         xf = xb.permute(2, 0, 1, 3).reshape(self.f, e, nl * self.c_in)  # (F, E, nl*Cin)
-        return torch.matmul(xf, w.permute(1, 0, 2)).transpose(0, 1)  # (E, F, W)
+        y = torch.matmul(xf, w.permute(1, 0, 2)).transpose(0, 1)  # (E, F, W)
+        return y.reshape(e, self.f, nl, -1).transpose(1, 2)
 
-    def _rows(self, y, nl: int):
-        """(E, F, nl*Cout) -> (E, nl, F, Cout)."""
-        return y.reshape(y.shape[0], self.f, nl, self.c_out).transpose(1, 2)
-
-    def forward(self, x):
+    def forward(self, blocks: list) -> list:
         n0 = self.lmax + 1
         w0 = self.weight_m0.reshape(n0 * self.c_in, self.f, n0 * self.c_out)
-        outs = [self._rows(self._block(x[:, :n0], w0, n0), n0)]
-        off = n0
+        y0 = self._block(blocks[0], w0, n0)
+        if self.bias0 is not None:
+            # the bias sits on row (l, m) = (0, 0) only: pad it to the m = 0 block, one fused add
+            b = self.bias0.reshape(1, self.f, self.c_out)
+            y0 = y0 + torch.cat([b, b.new_zeros((n0 - 1, self.f, self.c_out))], 0)
+        outs = [y0]
         for m in range(1, self.mmax + 1):
             nl = self.lmax - m + 1
-            ob = nl * self.c_out
-            w = self.weight_m[m - 1].reshape(nl * self.c_in, self.f, 2 * ob)
-            yn = self._block(x[:, off: off + nl], w, nl)  # (E, F, 2 ob): [xn U | xn V]
-            yp = self._block(x[:, off + nl: off + 2 * nl], w, nl)  # [xp U | xp V]
-            outs.append(self._rows(yn[..., :ob] - yp[..., ob:], nl))
-            outs.append(self._rows(yn[..., ob:] + yp[..., :ob], nl))
-            off += 2 * nl
-        y = torch.cat(outs, 1)
-        if self.bias0 is not None:
-            y = torch.cat([y[:, :1] + self.bias0.reshape(self.f, self.c_out), y[:, 1:]], 1)
-        return y
+            w = self.weight_m[m - 1].reshape(nl * self.c_in, self.f, 2, nl * self.c_out)
+            u, v = w[:, :, 0], w[:, :, 1]
+            xn, xp = blocks[2 * m - 1], blocks[2 * m]
+            # (xn + i xp)(U + i V) with three real products instead of four (Gauss):
+            # out_- = k1 - k3 = xn U - xp V, out_+ = k1 + k2 = xn V + xp U
+            k1 = self._block(xn + xp, u, nl)
+            outs.append(k1 - self._block(xp, u + v, nl))
+            outs.append(k1 + self._block(xn, v - u, nl))
+        return outs
 
 
 class FocusGatedActivation(nn.Module):
-    """:class:`GatedActivation` on (E, Dm, F, C) with a per-focus ``gate_linear`` (C, F*lmax*C)."""
+    """:class:`GatedActivation` on blocks (E, n_l, F, C) with a per-focus ``gate_linear`` (C, F*lmax*C).
 
-    def __init__(self, degrees: list[int], channels: int, act: str, dtype, bias: bool = False, n_focus: int = 1):
+    Row 0 of the m = 0 block (l = 0) is activated; every other row of degree l is
+    scaled by ``sigmoid`` of the l-th gate, computed from that l = 0 row.
+    """
+
+    def __init__(self, lmax: int, mmax: int, channels: int, act: str, dtype, bias: bool = False,
+                 n_focus: int = 1):
         super().__init__()
-        self.lmax, self.c, self.f = max(degrees), channels, n_focus
+        self.lmax, self.mmax, self.c, self.f = lmax, mmax, channels, n_focus
         self.act = activation(act)
-        self.gate_linear = FocusLinear(channels, n_focus * self.lmax * channels, dtype, bias)
-        self.register_buffer("rows", torch.tensor([d - 1 for d in degrees[1:]]), persistent=False)
+        self.gate_linear = FocusLinear(channels, n_focus * lmax * channels, dtype, bias)
 
-    def forward(self, x):
-        e = x.shape[0]
+    def forward(self, blocks: list) -> list:
+        b0 = blocks[0]
+        e = b0.shape[0]
         w = self.gate_linear.weight.reshape(self.c, self.f, -1)
-        g = torch.matmul(x[:, 0].transpose(0, 1), w.permute(1, 0, 2)).transpose(0, 1)  # (E, F, lmax*C)
+        g = focus_matmul(b0[:, 0], w)  # (E, F, lmax*C)
         if self.gate_linear.bias is not None:
             g = g + self.gate_linear.bias.reshape(self.f, -1)
-        g = torch.sigmoid(g).reshape(e, self.f, self.lmax, self.c)[:, :, self.rows].transpose(1, 2)
-        return torch.cat([self.act(x[:, :1]), x[:, 1:] * g], 1)
+        g = torch.sigmoid(g).reshape(e, self.f, self.lmax, self.c).transpose(1, 2)  # (E, L, F, C): gate of l = 1..L
+        outs = [torch.cat([self.act(b0[:, :1]), b0[:, 1:] * g], 1)]
+        for m in range(1, self.mmax + 1):
+            gm = g[:, m - 1:]  # degrees m..L
+            outs += [blocks[2 * m - 1] * gm, blocks[2 * m] * gm]
+        return outs
 
 
 class FocusSO3Linear(nn.Module):
@@ -121,7 +178,7 @@ class RadialDegreeMixer(nn.Module):
     kernel = rad_m0 ((L+1)*C) @ weight -> per m-block (n_l, n_l) kernels
     (shared by -m and +m), per channel (``degree_channel``, rank 0), through a
     rank-r channel basis (``degree_channel``, rank r), or channel-shared (``degree``).
-    x (E, Dm, C), rad (E, Dm, C) -> (E, Dm, C).
+    x (E, Dm, C), rad (E, Dm, C) -> blocks (E, n_l, C) in :func:`m_blocks` order.
     """
 
     def __init__(self, lmax: int, mmax: int, channels: int, mode: str, rank: int, dtype):
@@ -159,7 +216,7 @@ class RadialDegreeMixer(nn.Module):
                     yb = (km * xb[:, :, None, :]).sum(1)
                 outs.append(yb)
                 off += nl
-        return torch.cat(outs, 1)
+        return outs
 
 
 class ReducedEquivariantRMSNorm(nn.Module):
@@ -212,8 +269,7 @@ class SO2Convolution(nn.Module):
         self.cf = cf = channels if focus_dim == 0 else focus_dim
         self.c = hidden = n_focus * cf
         idx, deg = m_major_index(lmax, mmax)
-        self.register_buffer("coeff_index", torch.tensor(idx), persistent=False)
-        self.register_buffer("degree_m", torch.tensor(deg), persistent=False)
+        self.degree_runs = row_runs(deg)
         resc = [math.sqrt((2 * l + 1) / (2 * mmax + 1)) if l > mmax else 1.0 for l in degree_index(lmax)]
         self.register_buffer("rotate_back_rescale", torch.tensor(resc, dtype=dtype), persistent=False)
         self.pre_focus_mix = SO3Linear(lmax, channels, hidden, dtype, bias)
@@ -231,7 +287,7 @@ class SO2Convolution(nn.Module):
             if so2_s2_activation:
                 nl.append(S2GridGLU(lmax, cf, dtype, coeff_index=idx, mmax=mmax, bias=bias, n_focus=n_focus))
             else:
-                nl.append(FocusGatedActivation(deg, cf, act, dtype, bias, n_focus))
+                nl.append(FocusGatedActivation(lmax, mmax, cf, act, dtype, bias, n_focus))
         self.non_linearities = nn.ModuleList(nl)
         self.so2_inter_norms = (
             nn.ModuleList([ReducedEquivariantRMSNorm(lmax, mmax, cf, deg, dtype, n_focus=n_focus)
@@ -288,57 +344,58 @@ class SO2Convolution(nn.Module):
             logits = logits + self.focus_compete_bias
         return torch.softmax(logits, -1) * (1.0 - 0.02) + 0.02 / self.f
 
-    def _mix(self, xl, rad0, edge_env):
-        """SO(2) mixing stack on (E, Dm, F, Cf); rad0 (E, F, Cf) radial l = 0 feature."""
+    def _mix(self, blocks: list, rad0, edge_env) -> list:
+        """SO(2) mixing stack on blocks (E, n_l, F, Cf); rad0 (E, F, Cf) radial l = 0 feature."""
         n_layers = len(self.so2_linears)
+        lm = (self.lmax, self.mmax)
         for i, lin in enumerate(self.so2_linears):
-            h = xl
-            if self.so2_inter_norms is not None:
-                h = self.so2_inter_norms[i](h)
+            h = blocks
+            if self.so2_inter_norms is not None and i < n_layers - 1:
+                h = split_blocks(self.so2_inter_norms[i](torch.cat(h, 1)), *lm)
             y = lin(h)
             if i == 0 and lin.bias0 is not None:
                 # the first layer's l = 0 bias is scaled by the edge's radial l = 0 feature and envelope,
                 # so it vanishes smoothly at rcut: b -> b * rad0 * env
                 r0 = rad0 if lin.c_out == self.cf else torch.cat([rad0, rad0], -1)
                 corr = lin.bias0.reshape(self.f, lin.c_out) * (r0 * edge_env[:, :, None] - 1.0)  # (E, F, Cout)
-                y = torch.cat([y[:, :1] + corr[:, None], y[:, 1:]], 1)
+                y[0] = torch.cat([y[0][:, :1] + corr[:, None], y[0][:, 1:]], 1)
             if i < n_layers - 1:
                 nlin = self.non_linearities[i]
-                y = nlin(y)
+                y = split_blocks(nlin(torch.cat(y, 1)), *lm) if isinstance(nlin, S2GridGLU) else nlin(y)
             if self.adam_so2_layer_scales is not None:
-                y = y * self.adam_so2_layer_scales[i]
-            xl = xl + y
-        return xl
+                y = [b * self.adam_so2_layer_scales[i] for b in y]
+            blocks = [a + b for a, b in zip(blocks, y)]
+        return blocks
 
-    def forward(self, x, src, dst, rot_d, edge_env, inv_sqrt_deg, rad, edge_mask):
-        """x (N, D, C); rot_d (E, Dfull, Dfull) Wigner-D; edge_env (E, 1);
+    def forward(self, x, src, dst, d_m, edge_env, inv_sqrt_deg, rad, edge_mask):
+        """x (N, D, C); d_m (E, Dm, D) of :func:`edge_frame_rows`; edge_env (E, 1);
         inv_sqrt_deg (N, 1, 1); rad (E, L+1, C) radial-type features."""
         n = x.shape[0]
         e = src.shape[0]
         f, cf = self.f, self.cf
         dim = (self.lmax + 1) ** 2
         x = self.pre_focus_mix(x)  # (N, D, F*Cf)
-        d_blk = rot_d[:, :dim, :dim]
-        d_m = d_blk[:, self.coeff_index]  # (E, Dm, D)
         xl = torch.bmm(d_m, x.index_select(0, src))  # (E, Dm, F*Cf)
-        rad_m = rad[:, self.degree_m]  # (E, Dm, C)
+        rad_m = take_rows(rad, self.degree_runs, 1)  # (E, Dm, C): rad[:, degree of each m-major row]
         if self.radial_hidden_proj is not None:
             rad_m = self.radial_hidden_proj(rad_m)  # (E, Dm, F*Cf)
+        lm = (self.lmax, self.mmax)
         if self.radial_degree_mixer is None:
-            xl = xl * rad_m
+            blocks = split_blocks(xl * rad_m, *lm)
         else:
-            xl = self.radial_degree_mixer(xl, rad_m)
+            blocks = self.radial_degree_mixer(xl, rad_m)
         if self.node_wise_grid_product is not None:
-            xl = xl + self.node_wise_grid_product(xl, torch.bmm(d_m, x.index_select(0, dst)))
+            xl = torch.cat(blocks, 1)
+            blocks = split_blocks(xl + self.node_wise_grid_product(xl, torch.bmm(d_m, x.index_select(0, dst))), *lm)
         dm = xl.shape[1]
-        xl = xl.reshape(e, dm, f, cf)
-        gate_src = xl[:, 0]  # (E, F, Cf) competition input
-        xl = self._mix(xl, rad_m[:, 0].reshape(e, f, cf), edge_env)
+        blocks = [b.reshape(e, b.shape[1], f, cf) for b in blocks]
+        gate_src = blocks[0][:, 0]  # (E, F, Cf) competition input
+        blocks = self._mix(blocks, rad_m[:, 0].reshape(e, f, cf), edge_env)
         if f > 1:
-            xl = xl * self._focus_alpha(gate_src)[:, None, :, None]
-        xl = xl.reshape(e, dm, f * cf)
-        dt_m = d_blk.transpose(1, 2)[:, :, self.coeff_index]  # (E, D, Dm)
-        msg = torch.bmm(dt_m, xl) * self.rotate_back_rescale[None, :, None]  # (E, D, F*Cf)
+            alpha = self._focus_alpha(gate_src)[:, None, :, None]
+            blocks = [b * alpha for b in blocks]
+        xl = torch.cat(blocks, 1).reshape(e, dm, f * cf)
+        msg = torch.bmm(d_m.transpose(1, 2), xl) * self.rotate_back_rescale[None, :, None]  # (E, D, F*Cf)
         if self.n_head == 0:
             out = segment_sum(msg * edge_env[:, :, None], dst, n) * inv_sqrt_deg
         else:
