@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import pathlib
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-try:
-    from dpgraph.ops import (
-        envelope_gated_softmax,
-        envelope_gated_softmax_padded,
-        segment_max,
-        segment_softmax,
-        segment_sum,
-    )
-except ImportError:  # package __init__ unavailable: load dpgraph/ops standalone
-    _OPS_DIR = pathlib.Path(__file__).resolve().parents[2] / "python" / "dpgraph" / "ops"
-    _spec = importlib.util.spec_from_file_location(
-        "_dpgraph_ops_standalone",
-        _OPS_DIR / "__init__.py",
-        submodule_search_locations=[str(_OPS_DIR)],
-    )
-    _ops = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = _ops
-    _spec.loader.exec_module(_ops)
-    envelope_gated_softmax = _ops.envelope_gated_softmax
-    envelope_gated_softmax_padded = _ops.envelope_gated_softmax_padded
-    segment_max = _ops.segment_max
-    segment_softmax = _ops.segment_softmax
-    segment_sum = _ops.segment_sum
+from dpgraph.ops import envelope_gated_softmax, segment_max, segment_sum
+
+sys.path.insert(0, str(Path(__file__).parent))
+from segment_reference import envelope_gated_softmax_padded, segment_softmax  # noqa: E402
 
 
 F_, H_ = 3, 2

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from .segment import segment_max, segment_sum
 
-__all__ = ["envelope_gated_softmax", "envelope_gated_softmax_padded"]
+__all__ = ["envelope_gated_softmax"]
 
 
 def _edge_vector(x: torch.Tensor) -> torch.Tensor:
@@ -102,48 +102,3 @@ def envelope_gated_softmax(
     den = c * torch.exp(-shift) + segment_sum(num, dst, n_nodes)  # (n, F, H)
     den = torch.where(den > 0, den, torch.ones_like(den))
     return num / den.index_select(0, dst)
-
-
-def envelope_gated_softmax_padded(
-    logits: torch.Tensor,
-    edge_env: torch.Tensor,
-    n_nodes: int,
-    z_bias_raw: torch.Tensor,
-    eps: float,
-    src_weight: Optional[torch.Tensor] = None,
-    edge_mask: Optional[torch.Tensor] = None,
-) -> torch.Tensor:
-    """Padded-layout variant (deepmd-kit dpmodel signature).
-
-    Parameters
-    ----------
-    logits : (n_nodes * nnei, F, H); slot ``(i, j)`` (row ``i * nnei + j``)
-        belongs to destination node ``i``.
-    edge_env, src_weight, edge_mask : (E,) or (E, 1), as in
-        :func:`envelope_gated_softmax`.
-    n_nodes, z_bias_raw, eps : as in :func:`envelope_gated_softmax`.
-
-    Returns
-    -------
-    (n_nodes * nnei, F, H), zero on invalid slots. Equivalent to the edge-list
-    version with ``dst = arange(n_nodes).repeat_interleave(nnei)`` (built here
-    with ``expand``/``reshape``, which traces without data-dependent sizes).
-    """
-    n_edges = logits.shape[0]
-    if n_nodes == 0:
-        nnei = 0
-    else:
-        if n_edges % n_nodes != 0:
-            raise ValueError(
-                f"padded logits have {n_edges} rows, not a multiple of n_nodes={n_nodes}"
-            )
-        nnei = n_edges // n_nodes
-    dst = (
-        torch.arange(n_nodes, dtype=torch.int64, device=logits.device)
-        .unsqueeze(1)
-        .expand(n_nodes, nnei)
-        .reshape(-1)
-    )
-    return envelope_gated_softmax(
-        logits, edge_env, dst, n_nodes, z_bias_raw, eps, src_weight, edge_mask
-    )

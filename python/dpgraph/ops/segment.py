@@ -18,7 +18,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ["segment_sum", "segment_max", "segment_softmax"]
+__all__ = ["segment_sum", "segment_max"]
 
 
 def _expand_index(seg: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -95,40 +95,3 @@ def segment_max(
     )
     # empty segments keep the init value 0; fully masked ones are -inf.
     return torch.where(torch.isfinite(out), out, torch.zeros_like(out))
-
-
-def segment_softmax(
-    logits: torch.Tensor,
-    seg: torch.Tensor,
-    n: int,
-    mask: Optional[torch.Tensor] = None,
-) -> torch.Tensor:
-    """Numerically stable softmax of ``logits`` within each segment.
-
-    Parameters
-    ----------
-    logits : (E, *feat) floating tensor (e.g. (E, F, H)); ``seg`` applies to
-        dim 0, every trailing position is normalised independently.
-    seg : (E,) int64, values in ``[0, n)``
-    n : number of segments
-    mask : optional (E,) / (E, 1, ...) / (E, *feat) bool (or numeric, nonzero =
-        valid) tensor. Masked logits may hold anything (1e30, +inf, NaN):
-        they are replaced by the segment shift before ``exp``.
-
-    Returns
-    -------
-    (E, *feat) tensor: ``exp(l_e) / sum_{e' in seg(e), unmasked} exp(l_e')``
-    for unmasked entries, exactly 0 for masked entries; empty or fully masked
-    segments give zeros. Forward and gradient are finite.
-    """
-    m = segment_max(logits.detach(), seg, n, mask)  # (n, *feat), detached shift
-    m_e = m.index_select(0, seg)  # (E, *feat)
-    if mask is not None:
-        valid = _expand_mask(mask, logits)
-        z = torch.where(valid, logits, m_e) - m_e  # masked -> 0, unmasked <= 0
-        e = torch.where(valid, torch.exp(z), torch.zeros_like(z))
-    else:
-        e = torch.exp(logits - m_e)
-    s = segment_sum(e, seg, n)  # (n, *feat); >= 1 for non-empty segments
-    s = torch.where(s > 0, s, torch.ones_like(s))
-    return e / s.index_select(0, seg)

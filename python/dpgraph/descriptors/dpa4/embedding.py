@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ...ops import segment_sum
-from .layers import Dense, _param
+from .layers import Dense, zeros_parameter
 
 
 class EnvSeedEmbedding(nn.Module):
@@ -48,7 +48,7 @@ class _TypeTable(nn.Module):
 
     def __init__(self, ntypes: int, dim: int, dtype):
         super().__init__()
-        self.adam_type_embedding = _param((ntypes + 1, dim), dtype)
+        self.adam_type_embedding = zeros_parameter((ntypes + 1, dim), dtype)
 
     def forward(self, atype):
         return self.adam_type_embedding.index_select(0, atype)

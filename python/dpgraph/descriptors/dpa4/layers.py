@@ -40,7 +40,8 @@ def degree_index(lmax: int) -> list[int]:
     return [l for l in range(lmax + 1) for _ in range(2 * l + 1)]
 
 
-def _param(shape, dtype) -> nn.Parameter:
+def zeros_parameter(shape, dtype) -> nn.Parameter:
+    """A zero-filled parameter of ``shape``: every DPA4 weight is created so and filled by the importer."""
     return nn.Parameter(torch.zeros(shape, dtype=dtype))
 
 
@@ -49,8 +50,8 @@ class Dense(nn.Module):
 
     def __init__(self, n_in: int, n_out: int, bias: bool, act: str | None, dtype):
         super().__init__()
-        self.matrix = _param((n_in, n_out), dtype)
-        self.bias = _param((n_out,), dtype) if bias else None
+        self.matrix = zeros_parameter((n_in, n_out), dtype)
+        self.bias = zeros_parameter((n_out,), dtype) if bias else None
         self.act = activation(act) if act else None
 
     def forward(self, x):
@@ -65,7 +66,7 @@ class RMSNorm(nn.Module):
 
     def __init__(self, shape, eps: float, dtype):
         super().__init__()
-        self.adam_scale = _param(shape, dtype)
+        self.adam_scale = zeros_parameter(shape, dtype)
         self.eps = eps
 
     def forward(self, x):
@@ -95,8 +96,8 @@ class EquivariantRMSNorm(nn.Module):
         super().__init__()
         self.lmax = lmax
         self.eps = eps
-        self.adam_scale = _param((lmax + 1, 1, channels), dtype)
-        self.bias = _param((1, channels), dtype)
+        self.adam_scale = zeros_parameter((lmax + 1, 1, channels), dtype)
+        self.bias = zeros_parameter((1, channels), dtype)
         w = [1.0 / ((lmax + 1) * channels) / (2 * l + 1) for l in degree_index(lmax)]
         self.register_buffer("balance", torch.tensor(w, dtype=dtype), persistent=False)
         self.register_buffer("deg", torch.tensor(degree_index(lmax)), persistent=False)
@@ -120,8 +121,8 @@ class SO3Linear(nn.Module):
 
     def __init__(self, lmax: int, c_in: int, c_out: int, dtype, bias: bool = False):
         super().__init__()
-        self.weight = _param((lmax + 1, c_in, c_out), dtype)
-        self.bias = _param((c_out,), dtype) if bias else None  # on l = 0 only (mlp_bias)
+        self.weight = zeros_parameter((lmax + 1, c_in, c_out), dtype)
+        self.bias = zeros_parameter((c_out,), dtype) if bias else None  # on l = 0 only (mlp_bias)
         self.register_buffer("deg", torch.tensor(degree_index(lmax)), persistent=False)
         self.lmax = lmax
 
@@ -141,8 +142,8 @@ class FocusLinear(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, dtype, bias: bool = False):
         super().__init__()
-        self.weight = _param((c_in, c_out), dtype)
-        self.bias = _param((c_out,), dtype) if bias else None
+        self.weight = zeros_parameter((c_in, c_out), dtype)
+        self.bias = zeros_parameter((c_out,), dtype) if bias else None
 
     def forward(self, x):
         y = x @ self.weight
@@ -169,7 +170,7 @@ class RadialBasis(nn.Module):
     def __init__(self, rcut: float, n: int, kind: str, exponent: int, dtype):
         super().__init__()
         self.rcut, self.kind, self.exponent = rcut, kind, exponent
-        self.adam_freqs = _param((1, n), dtype)
+        self.adam_freqs = zeros_parameter((1, n), dtype)
         width = rcut / max(n - 1, 1)
         self.gauss = -0.5 / (width * width)
 
@@ -487,10 +488,10 @@ class CrossGridNet(nn.Module):
         self.frame_expand = self.frame_contract = None
         if kmax is not None:
             self.frame_expand = nn.Module()
-            self.frame_expand.weight = _param((lmax + 1, channels, self.k * channels), dtype)
+            self.frame_expand.weight = zeros_parameter((lmax + 1, channels, self.k * channels), dtype)
             self.frame_contract = nn.Module()
-            self.frame_contract.weight = _param((lmax + 1, self.k * channels, channels), dtype)
-        self.residual_scale = _param((n_focus, channels), dtype)
+            self.frame_contract.weight = zeros_parameter((lmax + 1, self.k * channels, channels), dtype)
+        self.residual_scale = zeros_parameter((n_focus, channels), dtype)
 
     def _product(self, a, b):
         """(B, D, F, K, C') x2 -> (B, D, F, K, C') ``from_grid(to_grid(a) * to_grid(b))``."""

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from ...ops import envelope_gated_softmax, segment_sum
-from .layers import CrossGridNet, FocusLinear, activation, GatedActivation, S2GridGLU, ScalarRMSNorm, SO3Linear, _param, degree_index
+from .layers import (CrossGridNet, FocusLinear, S2GridGLU, ScalarRMSNorm, SO3Linear, activation, degree_index,
+                     zeros_parameter)
 
 
 def m_major_index(lmax: int, mmax: int) -> tuple[list[int], list[int]]:
@@ -85,10 +86,10 @@ class SO2Linear(nn.Module):
         super().__init__()
         self.lmax, self.mmax, self.c_in, self.c_out, self.f = lmax, mmax, c_in, c_out, n_focus
         n0 = lmax + 1
-        self.weight_m0 = _param((n0 * c_in, n_focus * n0 * c_out), dtype)
-        self.bias0 = _param((n_focus * c_out,), dtype) if bias else None
+        self.weight_m0 = zeros_parameter((n0 * c_in, n_focus * n0 * c_out), dtype)
+        self.bias0 = zeros_parameter((n_focus * c_out,), dtype) if bias else None
         self.weight_m = nn.ParameterList(
-            [_param(((lmax - m + 1) * c_in, n_focus * 2 * (lmax - m + 1) * c_out), dtype)
+            [zeros_parameter(((lmax - m + 1) * c_in, n_focus * 2 * (lmax - m + 1) * c_out), dtype)
              for m in range(1, mmax + 1)]
         )
 
@@ -159,7 +160,7 @@ class FocusSO3Linear(nn.Module):
     def __init__(self, lmax: int, c_in: int, c_out: int, n_focus: int, dtype):
         super().__init__()
         self.f, self.c_out = n_focus, c_out
-        self.weight = _param((lmax + 1, c_in, n_focus * c_out), dtype)
+        self.weight = zeros_parameter((lmax + 1, c_in, n_focus * c_out), dtype)
         self.register_buffer("deg", torch.tensor(degree_index(lmax)), persistent=False)
 
     def forward(self, x):
@@ -186,8 +187,9 @@ class RadialDegreeMixer(nn.Module):
         self.lmax, self.mmax, self.c, self.mode, self.rank = lmax, mmax, channels, mode, rank
         self.ksize = sum((lmax - m + 1) ** 2 for m in range(mmax + 1))
         width = self.ksize if mode == "degree" else self.ksize * (rank if rank > 0 else channels)
-        self.weight = _param(((lmax + 1) * channels, width), dtype)
-        self.channel_basis = _param((rank, channels), dtype) if (mode == "degree_channel" and rank > 0) else None
+        self.weight = zeros_parameter(((lmax + 1) * channels, width), dtype)
+        self.channel_basis = (zeros_parameter((rank, channels), dtype)
+                              if (mode == "degree_channel" and rank > 0) else None)
 
     def forward(self, x, rad):
         e = x.shape[0]
@@ -228,8 +230,8 @@ class ReducedEquivariantRMSNorm(nn.Module):
                  n_focus: int = 1):
         super().__init__()
         self.eps = eps
-        self.adam_scale = _param((n_focus, lmax + 1, channels), dtype)
-        self.bias0 = _param((n_focus, channels), dtype)
+        self.adam_scale = zeros_parameter((n_focus, lmax + 1, channels), dtype)
+        self.bias0 = zeros_parameter((n_focus, channels), dtype)
         w = [1.0 / ((lmax + 1) * channels) / (2 * min(l, mmax) + 1) for l in degrees]
         self.register_buffer("balance", torch.tensor(w, dtype=dtype), persistent=False)
         self.register_buffer("deg", torch.tensor(degrees), persistent=False)
@@ -296,15 +298,16 @@ class SO2Convolution(nn.Module):
         )
         # layer_scale: per-channel scale on each SO(2) residual update, ``adam_so2_layer_scales.{i}`` (F, Cf)
         self.adam_so2_layer_scales = (
-            nn.ParameterList([_param((n_focus, cf), dtype) for _ in range(mixing_layers)]) if layer_scale else None
+            nn.ParameterList([zeros_parameter((n_focus, cf), dtype) for _ in range(mixing_layers)])
+            if layer_scale else None
         )
         # cross-focus competition: alpha = label-smoothed softmax_f(norm(s_f) . w_f (+ b_f)), s the l = 0 input
         self.focus_compete_norm = None
         if n_focus > 1:
             if focus_norm:
                 self.focus_compete_norm = ScalarRMSNorm(cf, eps, dtype, n_focus)
-            self.adamw_focus_compete_w = _param((cf, n_focus), dtype)
-            self.focus_compete_bias = _param((n_focus,), dtype) if bias else None
+            self.adamw_focus_compete_w = zeros_parameter((cf, n_focus), dtype)
+            self.focus_compete_bias = zeros_parameter((n_focus,), dtype) if bias else None
         # node_wise 's2' / 'so3': ``x_loc += CrossGridNet(x_loc, D_m x_dst)`` in the edge frame after radial mixing
         self.node_wise_grid_product = (
             CrossGridNet(lmax, cf, node_wise_op, dtype, bias, kmax=min(kmax, lmax) if node_wise == "so3" else None,
@@ -326,9 +329,9 @@ class SO2Convolution(nn.Module):
             self.attn_q_proj = FocusLinear(self.ca, self.fa * self.ca, dtype)
             self.attn_k_proj = FocusLinear(self.ca, self.fa * self.ca, dtype)
             self.attn_output_gate_norm = ScalarRMSNorm(self.ca, eps, dtype, self.fa)
-            self.adamw_attn_logit_w = _param((self.ca, self.fa, n_head), dtype)
-            self.adamw_attn_z_bias_raw = _param((self.fa, n_head), dtype)
-            self.adamw_attn_gate_w = _param((self.ca, self.fa, n_head), dtype)
+            self.adamw_attn_logit_w = zeros_parameter((self.ca, self.fa, n_head), dtype)
+            self.adamw_attn_z_bias_raw = zeros_parameter((self.fa, n_head), dtype)
+            self.adamw_attn_gate_w = zeros_parameter((self.ca, self.fa, n_head), dtype)
             # optional bias-free per-degree maps: on the rotated-back message (atten_f_mix),
             # on the attention values (atten_v_proj), on the gated head outputs (atten_o_proj)
             self.attn_focus_mix = SO3Linear(lmax, hidden, hidden, dtype) if atten_f_mix else None
