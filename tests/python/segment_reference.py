@@ -16,12 +16,7 @@ from dpgraph.ops import envelope_gated_softmax, segment_max, segment_sum
 from dpgraph.ops.segment import _expand_mask
 
 
-def segment_softmax(
-    logits: torch.Tensor,
-    seg: torch.Tensor,
-    n: int,
-    mask: Optional[torch.Tensor] = None,
-) -> torch.Tensor:
+def segment_softmax(logits: torch.Tensor, seg: torch.Tensor, n: int, mask: Optional[torch.Tensor] = None):
     """Numerically stable softmax of ``logits`` within each segment.
 
     Parameters
@@ -53,15 +48,8 @@ def segment_softmax(
     return e / s.index_select(0, seg)
 
 
-def envelope_gated_softmax_padded(
-    logits: torch.Tensor,
-    edge_env: torch.Tensor,
-    n_nodes: int,
-    z_bias_raw: torch.Tensor,
-    eps: float,
-    src_weight: Optional[torch.Tensor] = None,
-    edge_mask: Optional[torch.Tensor] = None,
-) -> torch.Tensor:
+def envelope_gated_softmax_padded(logits, edge_env, n_nodes: int, z_bias_raw, eps: float, src_weight=None,
+                                  edge_mask=None) -> torch.Tensor:
     """Padded-layout variant (deepmd-kit dpmodel signature).
 
     Parameters

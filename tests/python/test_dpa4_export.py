@@ -59,3 +59,22 @@ def test_pt2_and_deeppot_match_deepmd(compiled, name):
            "virial": np.reshape(v, (1, 9)), "atom_virial": np.reshape(av, (n, 9))}
     for k in KEYS:
         assert rel(cpp[k], ref[k]) < 1e-10, ("DeepPot", k)
+
+
+@pytest.mark.slow  # compiles a second package (cached)
+def test_multi_focus_package_matches_deepmd():
+    """Two SO(2) focus streams with one attention stream each (``n_focus`` 2, no ``atten_f_mix``): the
+    per-focus attention path compiles to a package with deepmd-kit's forces (an AOTInductor gradient bug
+    seen on the one-stream form of this path is what this guards against)."""
+    import dpgraph
+
+    tree = d4.random_dpa4(d4.small_config(n_blocks=1, rcut=3.5, n_focus=2, focus_dim=8), seed=7)
+    path = cached_export(from_serialized(tree))
+    coords, atype, cell = GEOMS["triclinic"]
+    ref = deepmd_oracle.evaluate(tree, coords, atype, cell, route="graph")
+    n = coords.shape[0]
+    e, f, v, ae, av = dpgraph.DeepPot(str(path)).eval(coords.reshape(1, n * 3), np.reshape(cell, (1, 9)), atype,
+                                                     atomic=True)
+    assert rel(np.reshape(e, 1), ref["energy"]) < 1e-10
+    assert rel(np.reshape(f, (n, 3)), ref["force"]) < 1e-10
+    assert rel(np.reshape(v, (1, 9)), ref["virial"]) < 1e-10

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import tempfile
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -167,6 +170,23 @@ def test_corrupt_member(exported, tmp_path):
         load_package(bad)
 
 
+def _avx512_instructions(package: Path) -> int:
+    """Number of EVEX-encoded (AVX-512) instructions in the package's compiled code: in 64-bit mode an
+    instruction whose first byte is 0x62 is EVEX (a --portable package of torch's default build flags
+    had 390, on ymm registers, none on zmm)."""
+    if shutil.which("objdump") is None:
+        pytest.skip("objdump (binutils) is not installed")
+    count = 0
+    with zipfile.ZipFile(package) as z, tempfile.TemporaryDirectory() as tmp:
+        for name in z.namelist():
+            if name.endswith(".so"):
+                asm = subprocess.run(["objdump", "-d", z.extract(name, tmp)], capture_output=True, text=True,
+                                     check=True).stdout
+                count += sum(1 for line in asm.splitlines()
+                             if len(f := line.split("\t")) >= 3 and f[1].strip().startswith("62 "))
+    return count
+
+
 def test_cli_export_and_info(tmp_path, capsys):
     cfg = small_config(attn_layer=1)
     cfg_path = tmp_path / "model.json"
@@ -177,6 +197,7 @@ def test_cli_export_and_info(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.pt2"]
     meta = read_metadata(out)
     assert meta["cpu_isa"] == "avx2"
+    assert not _avx512_instructions(out), "a --portable package must run on an AVX2-only CPU"
     pkg = load_package(out)
     assert pkg.config == cfg
     assert cli_main(["info", str(out)]) == 0

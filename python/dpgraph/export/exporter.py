@@ -27,6 +27,7 @@ from .metadata import build_metadata
 from .package import read_metadata
 
 PORTABLE_ISA = "avx2"
+PORTABLE_MARCH = {"avx2": "x86-64-v3"}  # gcc -march of the portable target (AVX2 + FMA)
 
 
 class ExportError(RuntimeError):
@@ -67,13 +68,20 @@ def export_program(model: EnergyModel, graph: NeighborGraph | None = None,
 
 @contextmanager
 def _isa(isa: str | None):
-    old = os.environ.get("ATEN_CPU_CAPABILITY")
+    """Compile for ``isa`` (None: this machine's best): the kernels' vector ISA and, for the portable
+    AVX2 target, ``-march=x86-64-v3`` for all generated C++ (the wrapper included: with the default
+    ``-march=native`` it carries AVX-512 instructions even when the kernels are AVX2)."""
+    import torch._inductor.config as inductor_config
+
+    old, old_march = os.environ.get("ATEN_CPU_CAPABILITY"), inductor_config.cpp.march
     if isa:
         os.environ["ATEN_CPU_CAPABILITY"] = isa
+        inductor_config.cpp.march = PORTABLE_MARCH[isa]
     try:
         yield
     finally:
         if isa:
+            inductor_config.cpp.march = old_march
             if old is None:
                 os.environ.pop("ATEN_CPU_CAPABILITY", None)
             else:

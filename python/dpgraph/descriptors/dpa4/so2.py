@@ -168,6 +168,11 @@ class FocusSO3Linear(nn.Module):
         return torch.einsum("edfi,difo->edfo", x, w)
 
 
+def _rms(x, scale, eps: float):
+    """(B, C) channel RMS norm with scale (C,) (one stream of :class:`ScalarRMSNorm`)."""
+    return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + eps) * scale
+
+
 def focus_matmul(x, weight):
     """(B, F, Cin) @ weight (Cin, F, Cout) per focus -> (B, F, Cout)."""
     return torch.matmul(x.transpose(0, 1), weight.permute(1, 0, 2)).transpose(0, 1)
@@ -405,26 +410,22 @@ class SO2Convolution(nn.Module):
             h, hd, fa, ca = self.n_head, self.head_dim, self.fa, self.ca
             if self.attn_focus_mix is not None:
                 msg = self.attn_focus_mix(msg)
-            if fa == 1:
-                # one attention stream: plain 2-D (N, C) projections. The per-focus (N, 1, C) form below
-                # gives the same eager numbers, but AOTInductor (torch 2.13, CPU) then drops the SO(2)
-                # message path's index_add from the node-feature gradient (wrong forces in the .pt2)
-                x0 = x[:, 0]  # (N, C)
-                qk = self.attn_qk_norm(x0)
-                q = self.attn_q_proj(qk).index_select(0, dst).reshape(e, 1, h, hd)
-                k = self.attn_k_proj(qk).index_select(0, src).reshape(e, 1, h, hd)
-                logits = ((q * k).sum(-1) * hd ** -0.5
-                          + (rad_m[:, 0] @ self.adamw_attn_logit_w[:, 0, :])[:, None, :])  # (E, 1, H)
-                gate = torch.sigmoid(self.attn_output_gate_norm(x0) @ self.adamw_attn_gate_w[:, 0, :])[:, None, :]
-            else:
-                x0 = x[:, 0].reshape(n, fa, ca)
-                qk = self.attn_qk_norm(x0)
-                q = focus_matmul(qk, self.attn_q_proj.weight.reshape(ca, fa, ca)).index_select(0, dst)
-                k = focus_matmul(qk, self.attn_k_proj.weight.reshape(ca, fa, ca)).index_select(0, src)
-                rad0 = rad_m[:, 0].reshape(e, fa, ca)
-                logits = (q.reshape(e, fa, h, hd) * k.reshape(e, fa, h, hd)).sum(-1) * hd ** -0.5 + focus_matmul(
-                    rad0, self.adamw_attn_logit_w)  # (E, Fa, H)
-                gate = torch.sigmoid(focus_matmul(self.attn_output_gate_norm(x0), self.adamw_attn_gate_w))
+            # per attention stream, plain 2-D (N, Ca) projections. A per-focus (N, F, C) batched form
+            # gives the same eager numbers, but AOTInductor (torch 2.13, CPU) then drops the SO(2)
+            # message path's index_add from the node-feature gradient (wrong forces in the .pt2)
+            wq = self.attn_q_proj.weight.reshape(ca, fa, ca)
+            wk = self.attn_k_proj.weight.reshape(ca, fa, ca)
+            logits, gate = [], []
+            for j in range(fa):
+                x0 = x[:, 0, j * ca: (j + 1) * ca]  # (N, Ca)
+                qk = _rms(x0, self.attn_qk_norm.adam_scale[j], self.attn_qk_norm.eps)
+                q = (qk @ wq[:, j]).index_select(0, dst).reshape(e, h, hd)
+                k = (qk @ wk[:, j]).index_select(0, src).reshape(e, h, hd)
+                logits.append((q * k).sum(-1) * hd ** -0.5
+                              + rad_m[:, 0, j * ca: (j + 1) * ca] @ self.adamw_attn_logit_w[:, j])  # (E, H)
+                g = _rms(x0, self.attn_output_gate_norm.adam_scale[j], self.attn_output_gate_norm.eps)
+                gate.append(torch.sigmoid(g @ self.adamw_attn_gate_w[:, j]))  # (N, H)
+            logits, gate = torch.stack(logits, 1), torch.stack(gate, 1)  # (E, Fa, H), (N, Fa, H)
             alpha = envelope_gated_softmax(
                 logits, edge_env, dst, n, self.adamw_attn_z_bias_raw, self.eps, edge_mask=edge_mask
             )  # (E, Fa, H)
