@@ -9,7 +9,8 @@
 #            suppressions are needed today).
 # valgrind : the normal (Release) test binary under valgrind memcheck, on fixtures compiled for
 #            AVX2 (--portable: valgrind does not emulate AVX-512), every test but the sezm ones
-#            (their package is not portable); "definitely lost" or any error fails the run.
+#            (their package is not portable); "definitely lost" or any error fails the run; the
+#            suppressions (scripts/valgrind.supp) cover libtorch-internal reports only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/python_env.sh

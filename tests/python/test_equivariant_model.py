@@ -437,3 +437,12 @@ def test_export_package_equals_eager():
     assert_close(vir, ref["virial"][0], 1e-10, what="C++ ranks: virial")
     assert_close(force, ref["force"], 1e-10, what="C++ ranks: force")
     assert_close(avir, ref["atom_virial"], 1e-10, what="C++ ranks: atom virial")
+
+
+def test_sezm_is_deprecated_in_favour_of_dpa4():
+    """Building a sezm model warns and points at DPA4 (docs/equivariant.md gives the reasons)."""
+    from dpgraph.models import build_model
+    from dpgraph.samples import example_equivariant_config
+
+    with pytest.warns(FutureWarning, match="deprecated in favour of deepmd-kit's DPA4"):
+        build_model(example_equivariant_config())

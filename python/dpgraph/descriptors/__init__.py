@@ -1,5 +1,7 @@
 """Descriptors: per-node features computed from a NeighborGraph."""
 
+import warnings
+
 from .se_atten import SEMANTICS, DescrptSeAtten, DescrptSeAttenV2
 from .dpa4 import DescrptDPA4
 from .sezm import DescrptSeZM
@@ -22,6 +24,10 @@ def build_descriptor(config: dict, ntypes: int, type_map=None):
     kind = cfg.pop("type", "se_atten")
     if kind not in DESCRIPTORS:
         raise ValueError(f"unknown descriptor type {kind!r}; supported: {sorted(DESCRIPTORS)}")
+    if DESCRIPTORS[kind] is DescrptSeZM:
+        warnings.warn("descriptor 'sezm' is deprecated in favour of deepmd-kit's DPA4 ('dpa4'), which dpgraph "
+                      "imports and builds with deepmd-kit's numbers; see docs/equivariant.md", FutureWarning,
+                      stacklevel=2)
     cfg.setdefault("ntypes", ntypes)
     if type_map is not None:
         cfg.setdefault("type_map", type_map)
