@@ -74,3 +74,21 @@ def compile_in_child(cmd: list[str], what: str) -> str:
     if res.returncode != 0:
         raise RuntimeError(f"compiling {what} failed:\n{res.stderr[-2000:]}")
     return res.stdout.strip().splitlines()[-1]
+
+
+_NO_OPS_DIR = None
+
+
+def disable_deepmd_ops() -> None:
+    """Point deepmd-kit at an empty op library folder before importing its backends: its compiled
+    ops are built for another torch, and its pure-PyTorch paths are the reference. The folder is
+    removed when the process exits."""
+    global _NO_OPS_DIR
+    import pathlib
+    import tempfile
+
+    import deepmd.env
+
+    if _NO_OPS_DIR is None:
+        _NO_OPS_DIR = tempfile.TemporaryDirectory(prefix="deepmd-no-ops-")
+    deepmd.env.SHARED_LIB_DIR = pathlib.Path(_NO_OPS_DIR.name)

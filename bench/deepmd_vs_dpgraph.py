@@ -50,6 +50,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_common import disable_deepmd_ops  # noqa: E402
 # deepmd-kit's water example data (examples/water/data): $DPGRAPH_WATER_DATA, else shared/data/water
 # next to the repository checkout
 DATA = Path(os.environ.get("DPGRAPH_WATER_DATA") or ROOT.parent / "shared" / "data" / "water") / "data_0"
@@ -87,11 +89,7 @@ def water_frame(n_atoms: int):
 
 # ------------------------------------------------------------------ backends
 def _deepmd_modules():
-    import pathlib
-
-    import deepmd.env
-
-    deepmd.env.SHARED_LIB_DIR = pathlib.Path(tempfile.mkdtemp(prefix="no-deepmd-ops-"))  # torch-2.11 ops
+    disable_deepmd_ops()
     import logging
     import warnings
 

@@ -41,19 +41,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_common import compile_in_child, run_json, water  # noqa: E402
+from bench_common import compile_in_child, disable_deepmd_ops, run_json, water  # noqa: E402
 
 DEEPMD_DESCRIPTOR = {"type": "dpa4", "sel": 120, "rcut": 6.0, "seed": 1}
 
 
 def _deepmd():
     import os
-    import pathlib
-    import tempfile
 
-    import deepmd.env
-
-    deepmd.env.SHARED_LIB_DIR = pathlib.Path(tempfile.mkdtemp(prefix="deepmd-no-ops-"))
+    disable_deepmd_ops()
     os.environ.setdefault("DP_INFER_BATCH_SIZE", "1")
     import logging
 

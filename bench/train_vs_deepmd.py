@@ -45,6 +45,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_common import disable_deepmd_ops  # noqa: E402
+
 ARMS = ("dpgraph", "deepmd", "legacy-idt", "legacy-bias", "legacy")
 SETS = {"train": (25, 8, 11), "valid": (4, 5, 12), "test": (8, 5, 13)}  # configs, snapshots, seed
 
@@ -125,12 +128,7 @@ def worker(arm: str, run_dir: Path, test_systems: list[str]) -> dict:
     os.chdir(run_dir)
     t0 = time.perf_counter()
     if arm == "deepmd":
-        import pathlib
-        import tempfile
-
-        import deepmd.env
-
-        deepmd.env.SHARED_LIB_DIR = pathlib.Path(tempfile.mkdtemp(prefix="no-deepmd-ops-"))
+        disable_deepmd_ops()
         from deepmd.main import main as dp_main
 
         dp_main(["--pt", "train", "input.json"])

@@ -31,13 +31,17 @@ import warnings
 import numpy as np
 
 
+_NO_OPS = None
+
+
 @functools.lru_cache(maxsize=None)
 def _deepmd():
     """Import deepmd-kit with its compiled ops disabled; returns (dpmodel get_model, pt_expt, pt)."""
     import deepmd.env
 
-    empty = pathlib.Path(tempfile.mkdtemp(prefix="deepmd-no-ops-"))
-    deepmd.env.SHARED_LIB_DIR = empty
+    global _NO_OPS
+    _NO_OPS = tempfile.TemporaryDirectory(prefix="deepmd-no-ops-")  # removed at exit
+    deepmd.env.SHARED_LIB_DIR = pathlib.Path(_NO_OPS.name)
     os.environ.setdefault("DP_INFER_BATCH_SIZE", "1")
     import logging
 
