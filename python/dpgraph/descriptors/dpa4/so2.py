@@ -2,6 +2,10 @@
 
 Edge-frame coefficients use the m-major truncated layout: ``[m=0: l=0..L]``,
 then for each ``m = 1..M``: ``[-m: l=m..L]``, ``[+m: l=m..L]`` (``Dm`` rows).
+Inside the mixing stack these blocks are separate tensors (:func:`m_blocks`):
+each SO(2) linear is then plain GEMMs on views, with no per-layer slicing and
+concatenation of coefficients (which, with its gradient, used to cost as much
+as the GEMMs in the compiled package).
 """
 
 from __future__ import annotations
