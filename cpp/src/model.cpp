@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "dpgraph/error.h"
+#include "loader_pool.h"
 
 namespace dpgraph {
 namespace {
@@ -35,9 +36,7 @@ Model::Model(const std::string& path, const std::string& device)
     slot_.push_back(static_cast<int>(it - info_.outputs.begin()));
   }
   try {
-    loader_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
-        path, "model", /*run_single_threaded=*/false, /*num_runners=*/1,
-        device_.is_cuda() ? device_.index() : static_cast<c10::DeviceIndex>(-1));
+    loader_ = acquire_loader(path, device_);  // a released loader of the same file when there is one
   } catch (const std::exception& err) {
     std::string what = err.what();
     throw Error(path + " could not be loaded by AOTInductor (" + what.substr(0, what.find('\n')) +

@@ -12,6 +12,8 @@ package cache; they are the same packages test_export.py uses.
 
 from __future__ import annotations
 
+import gc
+import os
 import itertools
 import json
 import zipfile
@@ -511,6 +513,44 @@ def test_chunked_deep_pot_equals_one_call(fp64, ghosts_as_nodes):
         assert rel(a, b) < FP64_TOL
     with pytest.raises(TypeError, match="memory_budget"):
         DeepPot(fp64.path, memory_budget=1.5)
+
+
+def _mapped_package_libraries() -> int:
+    """Mappings of AOTInductor package libraries in this process (they are never unmapped)."""
+    with open("/proc/self/maps") as f:
+        return sum(1 for line in f if "aotinductor" in line and ".so" in line)
+
+
+def test_reloading_a_package_maps_no_new_library(fp64):
+    """torch's AOTInductor .so cannot be unloaded (STB_GNU_UNIQUE symbols make it NODELETE): each
+    fresh load used to map another copy, ~0.5 MB per load/unload cycle, forever. The runtime now hands
+    a released loader of the same file to the next DeepPot."""
+    coords, atype, cell, _ = SYSTEMS["periodic"]
+    args = (coords.reshape(1, -1), cell.reshape(1, 9), atype)
+    want = fp64.dp.eval(*args)[0]
+    DeepPot(fp64.path).eval(*args)  # the second live instance of this file needs a loader of its own
+    before = _mapped_package_libraries()
+    for _ in range(10):
+        dp = DeepPot(fp64.path)
+        assert np.array_equal(dp.eval(*args)[0], want)
+        del dp
+        gc.collect()
+    assert _mapped_package_libraries() == before
+    a, b = DeepPot(fp64.path), DeepPot(fp64.path)  # instances alive together still evaluate correctly
+    assert np.array_equal(a.eval(*args)[0], want) and np.array_equal(b.eval(*args)[0], want)
+
+
+def test_no_extraction_directory_left_at_exit(fp64, tmp_path):
+    """A process that loaded, released (into the loader pool) and still held packages at exit leaves
+    no aotinductor_* extraction directory in $TMPDIR."""
+    import subprocess
+    import sys
+
+    code = ("import gc, dpgraph; p = {p!r}; a = dpgraph.DeepPot(p); b = dpgraph.DeepPot(p); del a; gc.collect()"
+            .format(p=str(fp64.path)))
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_threads_sharing_one_deep_pot(fp64):

@@ -54,7 +54,7 @@ class Model {
 
   ModelInfo info_;
   at::Device device_;
-  std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader_;
+  std::shared_ptr<torch::inductor::AOTIModelPackageLoader> loader_;  // from the process-wide pool (loader_pool.h)
   std::vector<int> slot_;  // position in the package outputs of energy, atom_energy, force, virial, atom_virial
 };
 
