@@ -92,3 +92,21 @@ def disable_deepmd_ops() -> None:
     if _NO_OPS_DIR is None:
         _NO_OPS_DIR = tempfile.TemporaryDirectory(prefix="deepmd-no-ops-")
     deepmd.env.SHARED_LIB_DIR = pathlib.Path(_NO_OPS_DIR.name)
+
+
+def gemm_rate(dtype: str, m: int = 2000, k: int = 2000, n: int = 2000) -> float:
+    """GFLOP/s of one (m x k) @ (k x n) matrix product on one thread (best of 3, CPU time)."""
+    import time
+
+    import torch
+
+    torch.set_num_threads(1)
+    a = torch.randn(m, k, dtype=getattr(torch, dtype))
+    b = torch.randn(k, n, dtype=a.dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(3):
+        t = time.process_time()
+        a @ b
+        best = min(best, time.process_time() - t)
+    return 2 * m * k * n / best / 1e9

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_common import compile_in_child, disable_deepmd_ops, run_json, water  # noqa: E402
+from bench_common import compile_in_child, disable_deepmd_ops, gemm_rate, run_json, water  # noqa: E402
 
 DEEPMD_DESCRIPTOR = {"type": "dpa4", "sel": 120, "rcut": 6.0, "seed": 1}
 
@@ -129,20 +129,6 @@ def count_edges(n_atoms: int) -> int:
     g = build_graph(torch.as_tensor(coords), torch.as_tensor(atype), cell=torch.as_tensor(cell),
                     rcut=DEEPMD_DESCRIPTOR["rcut"])
     return int(g.edge_mask.sum())
-
-
-def gemm_rate(dtype: str) -> float:
-    """This core's GEMM rate (GFLOP/s) on the SO(2) shape E x 256 x 256, one thread."""
-    import torch
-
-    torch.set_num_threads(1)
-    a = torch.randn(16384, 256, dtype=getattr(torch, dtype))
-    b = torch.randn(256, 256, dtype=a.dtype)
-    a @ b
-    t0 = time.perf_counter()
-    for _ in range(5):
-        a @ b
-    return 5 * 2 * a.shape[0] * 256 * 256 / (time.perf_counter() - t0) / 1e9
 
 
 def worker(backend: str, n_atoms: int, repeat: int, dp_path: str, pt2: str) -> dict:
@@ -234,7 +220,7 @@ def main() -> None:
     print(f"DPA4 at deepmd-kit defaults, water, {args.threads} thread(s), mean of {args.repeat} evaluations "
           f"(energy + forces + virial); peak = worker ru_maxrss; ratios against {BACKENDS[ref_name]}")
     for prec in args.precision:
-        print(f"{prec}: GEMM rate of one core on E x 256 x 256: {gemm_rate(prec):.0f} GFLOP/s")
+        print(f"{prec}: GEMM rate of one core on E x 256 x 256: {gemm_rate(prec, 16384, 256, 256):.0f} GFLOP/s")
         code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import dpa4_vs_deepmd as b; "
                 f"from pathlib import Path; print(*b.prepare(Path({str(workdir)!r}), {prec!r}, {args.backends!r}))")
         dp_path, pt2, dm_pt2, sezm = compile_in_child([sys.executable, "-c", code], f"DPA4 {prec}").split()

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import compile_in_child, run_json, water  # noqa: E402
+from bench_common import compile_in_child, gemm_rate, run_json, water  # noqa: E402
 
 PRECISIONS = ("float64", "float32")
 
@@ -50,23 +50,6 @@ def torch_tensor(x):
     import torch
 
     return torch.as_tensor(x)
-
-
-def gemm_rate(dtype: str) -> float:
-    """GFLOP/s of one 2000^3 matrix product on one thread (best of 3)."""
-    import torch
-
-    torch.set_num_threads(1)
-    a = torch.randn(2000, 2000, dtype=getattr(torch, dtype))
-    a @ a
-    best = min(_cpu_timed(lambda: a @ a) for _ in range(3))
-    return 2 * 2000**3 / best / 1e9
-
-
-def _cpu_timed(fn) -> float:
-    t = time.process_time()
-    fn()
-    return time.process_time() - t
 
 
 def _timed(fn) -> float:

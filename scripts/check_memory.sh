@@ -4,7 +4,7 @@
 #   bash scripts/check_memory.sh [asan|valgrind|all]      (default: all)
 #
 # asan     : libdpgraph and the GoogleTest suite built with AddressSanitizer + LeakSanitizer
-#            (-fsanitize=address, RelWithDebInfo) into build/asan, then the whole ctest suite.
+#            (-DDPGRAPH_SANITIZE=address, RelWithDebInfo) into build/asan, then the whole ctest suite.
 #            libtorch itself is not instrumented. Any leak or memory error fails the run (no
 #            suppressions are needed today).
 # valgrind : the normal (Release) test binary under valgrind memcheck, on fixtures compiled for
@@ -28,13 +28,14 @@ if [ -n "$need" ]; then
 fi
 
 run_asan() {
-  local flags="-fsanitize=address -fno-omit-frame-pointer"
+  # DPGRAPH_SANITIZE instruments libdpgraph; its PUBLIC flags reach the tests through dpgraph::dpgraph
   echo "== AddressSanitizer: building libdpgraph and the C++ tests into build/asan"
   cmake -S . -B build/asan/lib -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDPGRAPH_BUILD_LAMMPS=OFF \
-    -DPython_EXECUTABLE="$PY" -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_INSTALL_PREFIX="$PWD/build/asan/prefix" >/dev/null
+    -DPython_EXECUTABLE="$PY" -DDPGRAPH_SANITIZE=address -DCMAKE_CXX_FLAGS="" \
+    -DCMAKE_INSTALL_PREFIX="$PWD/build/asan/prefix" >/dev/null
   cmake --build build/asan/lib -j"${JOBS:-2}"
   cmake --install build/asan/lib >/dev/null
-  cmake -S tests/cpp -B build/asan/tests -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS="$flags" \
+  cmake -S tests/cpp -B build/asan/tests -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS="" \
     -DPython_EXECUTABLE="$PY" -DCMAKE_PREFIX_PATH="$PWD/build/asan/prefix;$prefix_path" >/dev/null
   cmake --build build/asan/tests -j"${JOBS:-2}"
   ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_odr_violation=0" \

@@ -85,6 +85,10 @@ class ScalarRMSNorm(RMSNorm):
             return super().forward(x)
         return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + self.eps) * self.adam_scale
 
+    def stream(self, x, j: int):
+        """(..., C) -> (..., C): the norm of focus stream ``j`` alone (its scale row ``j``)."""
+        return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + self.eps) * self.adam_scale[j]
+
 
 class EquivariantRMSNorm(nn.Module):
     """(N, D, C) -> (N, D, C): degree-balanced RMS over all (l, m, c), l = 0 centred.

@@ -43,27 +43,9 @@ def edge_frame_rows(rot_d, lmax: int, mmax: int):
     return rot_d[:, :dim, :dim].index_select(1, idx)
 
 
-def row_runs(rows: list[int]) -> list[tuple[int, int]]:
-    """Consecutive runs ``[(start, stop), ...]`` of an index list, so that gathering ``rows`` is a
-    concatenation of slices (whose gradient is a sum of slices, not a scatter)."""
-    runs: list[tuple[int, int]] = []
-    for r in rows:
-        if runs and runs[-1][1] == r:
-            runs[-1] = (runs[-1][0], r + 1)
-        else:
-            runs.append((r, r + 1))
-    return runs
-
-
-def take_rows(x, runs: list[tuple[int, int]], dim: int):
-    """``x.index_select(dim, rows)`` for the rows of :func:`row_runs`, as a concatenation of slices."""
-    if len(runs) == 1:
-        return x.narrow(dim, runs[0][0], runs[0][1] - runs[0][0])
-    return torch.cat([x.narrow(dim, a, b - a) for a, b in runs], dim)
-
-
 def m_blocks(lmax: int, mmax: int) -> list[tuple[int, int]]:
-    """(m, n_l) of each block of the m-major layout: ``m = 0`` then ``-m, +m`` for ``m = 1..mmax``."""
+    """(m, n_l) of each block of the m-major layout: ``m = 0`` then ``-m, +m`` for ``m = 1..mmax``;
+    a block holds degrees ``m..lmax``."""
     out = [(0, lmax + 1)]
     for m in range(1, mmax + 1):
         out += [(m, lmax - m + 1)] * 2
@@ -172,11 +154,6 @@ class FocusSO3Linear(nn.Module):
         return torch.einsum("edfi,difo->edfo", x, w)
 
 
-def _rms(x, scale, eps: float):
-    """(B, C) channel RMS norm with scale (C,) (one stream of :class:`ScalarRMSNorm`)."""
-    return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + eps) * scale
-
-
 def focus_matmul(x, weight):
     """(B, F, Cin) @ weight (Cin, F, Cout) per focus -> (B, F, Cout)."""
     return torch.matmul(x.transpose(0, 1), weight.permute(1, 0, 2)).transpose(0, 1)
@@ -280,7 +257,6 @@ class SO2Convolution(nn.Module):
         self.cf = cf = channels if focus_dim == 0 else focus_dim
         self.c = hidden = n_focus * cf
         idx, deg = m_major_index(lmax, mmax)
-        self.degree_runs = row_runs(deg)
         resc = [math.sqrt((2 * l + 1) / (2 * mmax + 1)) if l > mmax else 1.0 for l in degree_index(lmax)]
         self.register_buffer("rotate_back_rescale", torch.tensor(resc, dtype=dtype), persistent=False)
         self.pre_focus_mix = SO3Linear(lmax, channels, hidden, dtype, bias)
@@ -388,7 +364,8 @@ class SO2Convolution(nn.Module):
         dim = (self.lmax + 1) ** 2
         x = self.pre_focus_mix(x)  # (N, D, F*Cf)
         xl = torch.bmm(d_m, x.index_select(0, src))  # (E, Dm, F*Cf)
-        rad_m = take_rows(rad, self.degree_runs, 1)  # (E, Dm, C): rad[:, degree of each m-major row]
+        # (E, Dm, C): the radial row of each m-major row's degree, as slices (a sum of slices in the gradient)
+        rad_m = torch.cat([rad[:, m:] for m, _ in m_blocks(self.lmax, self.mmax)], 1)
         if self.radial_hidden_proj is not None:
             rad_m = self.radial_hidden_proj(rad_m)  # (E, Dm, F*Cf)
         lm = (self.lmax, self.mmax)
@@ -422,12 +399,12 @@ class SO2Convolution(nn.Module):
             logits, gate = [], []
             for j in range(fa):
                 x0 = x[:, 0, j * ca: (j + 1) * ca]  # (N, Ca)
-                qk = _rms(x0, self.attn_qk_norm.adam_scale[j], self.attn_qk_norm.eps)
+                qk = self.attn_qk_norm.stream(x0, j)
                 q = (qk @ wq[:, j]).index_select(0, dst).reshape(e, h, hd)
                 k = (qk @ wk[:, j]).index_select(0, src).reshape(e, h, hd)
                 logits.append((q * k).sum(-1) * hd ** -0.5
                               + rad_m[:, 0, j * ca: (j + 1) * ca] @ self.adamw_attn_logit_w[:, j])  # (E, H)
-                g = _rms(x0, self.attn_output_gate_norm.adam_scale[j], self.attn_output_gate_norm.eps)
+                g = self.attn_output_gate_norm.stream(x0, j)
                 gate.append(torch.sigmoid(g @ self.adamw_attn_gate_w[:, j]))  # (N, H)
             logits, gate = torch.stack(logits, 1), torch.stack(gate, 1)  # (E, Fa, H), (N, Fa, H)
             alpha = envelope_gated_softmax(
