@@ -319,12 +319,6 @@ void PairDPGraph::rebuild_selection() {
     }
     offsets_.push_back(static_cast<int>(neigh_.size()));
   }
-  numneigh_.assign(n_ext_, 0);
-  firstneigh_.assign(n_ext_, nullptr);
-  for (size_t c = 0; c < ilist_.size(); ++c) {
-    numneigh_[ilist_[c]] = offsets_[c + 1] - offsets_[c];
-    firstneigh_[ilist_[c]] = neigh_.data() + offsets_[c];
-  }
 }
 
 void PairDPGraph::gather_step() {
@@ -372,8 +366,7 @@ void PairDPGraph::compute(int eflag, int vflag) {
   gather_step();
   prep_time_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_prep).count();
   const bool deviation = deviation_.active() && update->ntimestep % out_freq_ == 0;
-  const dpgraph::NeighborList nl{static_cast<int>(ilist_.size()), ilist_.data(), numneigh_.data(),
-                                 firstneigh_.data()};
+  const dpgraph::NeighborList nl{static_cast<int>(ilist_.size()), ilist_.data(), offsets_.data(), neigh_.data()};
   std::vector<dpgraph::Outputs> outs;
   for (size_t m = 0; m < (deviation ? models_.size() : 1); ++m) {
     // the committee members run every out_freq steps only: their topology cache may be stale

@@ -74,8 +74,9 @@ class PairDPGraph : public Pair {
   std::vector<double> x_;            // (n_ext, 3) Å
   std::vector<int> types_, owner_;   // (n_ext,) model types, owner node of each extended atom
   std::vector<std::pair<tagint, int>> tag_node_;  // (atom ID, node) of the owned nodes, sorted
-  std::vector<int> ilist_, numneigh_, neigh_, offsets_;
-  std::vector<int *> firstneigh_;
+  // the neighbor list in node numbering, CSR (what libdpgraph reads): the neighbors of
+  // centre ilist_[c] are neigh_[offsets_[c] .. offsets_[c + 1])
+  std::vector<int> ilist_, neigh_, offsets_;
 
   dpgraph_lammps::DeviationWriter deviation_;
   std::vector<double> comm_forces_;  // (nmax, 3 * nmodels) for the reverse communication

@@ -1,6 +1,6 @@
 // NeighborListGraph: a NeighborGraph from an MD engine's neighbor list.
 //
-// On a rebuild (ago == 0) the list is flattened on the host into
+// On a rebuild (ago == 0) the CSR list is flattened on the host into
 // (extended src, center) pairs, sorted center-major and copied to the device
 // once. Every step only the coordinates are copied; edge_vec is recomputed
 // from them and the pairs that are in the list (the engine adds a skin) but
@@ -26,29 +26,38 @@ void NeighborListGraph::rebuild_topology(int nlocal, int nall, const NeighborLis
   if (!ghosts_as_nodes && mapping == nullptr && nall > nlocal)
     throw Error("folding ghost atoms onto their owners needs the ghost -> owner mapping; pass it or keep ghosts "
                 "as extra nodes (several MPI ranks)");
+  if (list.n_centers < 0) throw Error("the neighbor list has a negative number of centers");
+  if (list.n_centers > 0 && (list.centers == nullptr || list.offsets == nullptr))
+    throw Error("the neighbor list has centers but no centers/offsets arrays");
+  if (list.n_centers > 0 && list.offsets[0] < 0)
+    throw Error("neighbor list offsets[0] = " + std::to_string(list.offsets[0]) + " is negative");
+  for (int c = 0; c < list.n_centers; ++c)
+    if (list.offsets[c + 1] < list.offsets[c])
+      throw Error("neighbor list offsets must be non-decreasing (offsets[" + std::to_string(c) + "] = " +
+                  std::to_string(list.offsets[c]) + " > offsets[" + std::to_string(c + 1) + "] = " +
+                  std::to_string(list.offsets[c + 1]) + ")");
+  const int64_t total = list.n_centers > 0 ? list.offsets[list.n_centers] - list.offsets[0] : 0;
+  if (total > 0 && list.neighbors == nullptr) throw Error("the neighbor list has pairs but no neighbors array");
   std::vector<int64_t> src, dst;
-  int64_t total = 0;
-  for (int ii = 0; ii < list.inum; ++ii) total += std::max(list.numneigh[list.ilist[ii]], 0);
   src.reserve(total);
   dst.reserve(total);
   const int n_nodes = ghosts_as_nodes ? nall : nlocal;
   std::vector<int> seen(nall, -1);  // last center that listed each atom: catches repeated centers and neighbors
   std::vector<char> is_center(nall, 0);
-  for (int ii = 0; ii < list.inum; ++ii) {
-    const int i = list.ilist[ii];
+  for (int c = 0; c < list.n_centers; ++c) {
+    const int i = list.centers[c];
     if (i < 0 || i >= n_nodes)
       throw Error("neighbor list center " + std::to_string(i) + " is outside [0, " + std::to_string(n_nodes) +
                   ")" + (ghosts_as_nodes ? "" : "; ghost centers need ghosts kept as nodes"));
-    if (is_center[i]) throw Error("atom " + std::to_string(i) + " appears twice in the neighbor list's ilist");
+    if (is_center[i]) throw Error("atom " + std::to_string(i) + " appears twice in the neighbor list's centers");
     is_center[i] = 1;
-    const int* jlist = list.firstneigh[i];  // LAMMPS: numneigh/firstneigh are indexed by atom, not by ii
-    for (int jj = 0; jj < list.numneigh[i]; ++jj) {
+    for (int k = list.offsets[c]; k < list.offsets[c + 1]; ++k) {
       // mask first: flags in bits 30-31 make a valid index negative as an int; garbage (e.g. -1) masks to
       // an index far beyond nall and is refused below
-      const int j = jlist[jj] & kNeighMask;
+      const int j = list.neighbors[k] & kNeighMask;
       if (j >= nall)
-        throw Error("neighbor index " + std::to_string(j) + " (raw " + std::to_string(jlist[jj]) + ", LAMMPS' "
-                    "special-bond bits removed) of atom " + std::to_string(i) + " is outside [0, " +
+        throw Error("neighbor index " + std::to_string(j) + " (raw " + std::to_string(list.neighbors[k]) +
+                    ", LAMMPS' special-bond bits removed) of atom " + std::to_string(i) + " is outside [0, " +
                     std::to_string(nall) + ")");
       if (seen[j] == i)
         throw Error("atom " + std::to_string(j) + " is listed twice as a neighbor of atom " + std::to_string(i) +

@@ -38,14 +38,7 @@ TEST(Equivariant, TwoRanksWithGhostCentresMatchPeriodic) {
     const int nlocal = static_cast<int>(c["nlocal" + r][0].item<int64_t>()), nall = static_cast<int>(atype.size());
     ASSERT_GT(static_cast<int>(ilist.size()), nlocal);  // ghost centres
     ASSERT_LT(static_cast<int>(ilist.size()), nall);    // and ghosts that are nodes only
-    std::vector<int> numneigh(nall, 0);
-    std::vector<int*> firstneigh(nall, nullptr);
-    for (size_t ii = 0; ii < ilist.size(); ++ii) {
-      numneigh[ilist[ii]] = off[ii + 1] - off[ii];
-      firstneigh[ilist[ii]] = neighbors.data() + off[ii];
-    }
-    const dpgraph::NeighborList list{static_cast<int>(ilist.size()), ilist.data(), numneigh.data(),
-                                     firstneigh.data()};
+    const dpgraph::NeighborList list{static_cast<int>(ilist.size()), ilist.data(), off.data(), neighbors.data()};
     auto x = c["x" + r].contiguous();
     auto o = pot().compute_nlist(x.data_ptr<double>(), atype.data(), nlocal, nall, list, nullptr, true, 0);
     EXPECT_EQ(o.force.size(0), nall);

@@ -1,4 +1,4 @@
-// DeepPot::compute_nlist: a LAMMPS-layout neighbor list with ghost atoms,
+// DeepPot::compute_nlist: a CSR neighbor list with ghost atoms,
 // folded onto owners (one process) or kept as nodes (several MPI ranks), and
 // the cached topology (ago > 0) == a fresh build.
 #include "dpgraph/deep_pot.h"
@@ -7,9 +7,8 @@
 
 namespace {
 
-struct Lmp {  // a LAMMPS-style list built from the CSR fixture
-  std::vector<int> ilist, numneigh, neighbors, mapping, atype;
-  std::vector<int*> firstneigh;
+struct Lmp {  // the CSR neighbor list of the fixture (a LAMMPS-like list with ghosts and a skin)
+  std::vector<int> ilist, offsets, neighbors, mapping, atype;
   std::vector<double> x, x2;
   int nlocal = 0, nall = 0;
 
@@ -21,19 +20,13 @@ struct Lmp {  // a LAMMPS-style list built from the CSR fixture
     ilist = fixtures::ints(c["ilist"]);
     neighbors = fixtures::ints(c["neighbors"]);
     mapping = fixtures::ints(c["mapping"]);
-    auto off = fixtures::ints(c["offsets"]);
-    numneigh.assign(nall, 0);
-    firstneigh.assign(nall, nullptr);
-    for (size_t ii = 0; ii < ilist.size(); ++ii) {
-      numneigh[ilist[ii]] = off[ii + 1] - off[ii];
-      firstneigh[ilist[ii]] = neighbors.data() + off[ii];
-    }
+    offsets = fixtures::ints(c["offsets"]);
     x.assign(c["x"].data_ptr<double>(), c["x"].data_ptr<double>() + c["x"].numel());
     x2.assign(c["x2"].data_ptr<double>(), c["x2"].data_ptr<double>() + c["x2"].numel());
     expected = std::move(c);
   }
   dpgraph::NeighborList list() const {
-    return {static_cast<int>(ilist.size()), ilist.data(), numneigh.data(), firstneigh.data()};
+    return {static_cast<int>(ilist.size()), ilist.data(), offsets.data(), neighbors.data()};
   }
   std::map<std::string, at::Tensor> expected;
 };
@@ -110,6 +103,19 @@ TEST(NeighborList, NanCoordinatesAreRefused) {
     FAIL() << "no exception";
   } catch (const dpgraph::Error& e) {
     EXPECT_NE(std::string(e.what()).find("NaN"), std::string::npos) << e.what();
+  }
+}
+
+TEST(NeighborList, DecreasingOffsetsAreRefused) {
+  Lmp l;
+  dpgraph::DeepPot dp(fixtures::path("model.pt2"));
+  ASSERT_GT(l.ilist.size(), 2u);
+  std::swap(l.offsets[1], l.offsets[2]);  // a CSR row with a negative length
+  try {
+    dp.compute_nlist(l.x.data(), l.atype.data(), l.nlocal, l.nall, l.list(), l.mapping.data(), false, 0);
+    FAIL() << "no exception";
+  } catch (const dpgraph::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("non-decreasing"), std::string::npos) << e.what();
   }
 }
 

@@ -5,8 +5,8 @@
 //  * coordinates + cell + pbc (build_graph): an O(N) cell list; triclinic
 //    cells, open or mixed boundaries, cells thinner than 2 rcut; periodic
 //    images are folded onto their owners (src = owner, shift in edge_vec);
-//  * an MD engine's neighbor list with ghost atoms (NeighborListGraph, the
-//    LAMMPS layout inum / ilist / numneigh / firstneigh): ghosts are folded
+//  * an MD engine's neighbor list with ghost atoms (NeighborListGraph, a CSR
+//    list: centers / offsets / neighbors): ghosts are folded
 //    onto their owners (one process) or kept as extra nodes (several MPI
 //    ranks); the topology is cached while the list does not change and only
 //    edge_vec and the cutoff mask (which drops skin pairs) are recomputed.
@@ -42,13 +42,17 @@ NeighborGraph build_graph(const at::Tensor& coords, const at::Tensor& atype, con
 /// (3,) distances between opposite faces of a (3, 3) cell: V / |a_j x a_k|.
 at::Tensor perpendicular_widths(const at::Tensor& cell);
 
-/// A full neighbor list in the LAMMPS layout (host memory). Indices refer to
-/// the extended atom array: owned atoms [0, nlocal), then ghosts.
+/// A full neighbor list in CSR form (host memory), the one layout libdpgraph
+/// reads (the LAMMPS plugin and the Python bindings both pass it as is).
+/// Indices refer to the extended atom array: owned atoms [0, nlocal), then
+/// ghosts. The neighbors of center centers[c] are
+/// neighbors[offsets[c]] .. neighbors[offsets[c + 1] - 1]. LAMMPS'
+/// special-bond flags (bits 30-31 of a neighbor index) are ignored.
 struct NeighborList {
-  int inum = 0;                      ///< number of centers
-  const int* ilist = nullptr;        ///< (inum,) center atom indices
-  const int* numneigh = nullptr;     ///< indexed by atom i = ilist[ii]: number of neighbors
-  int* const* firstneigh = nullptr;  ///< indexed by atom i: pointer to its neighbor indices
+  int n_centers = 0;               ///< number of centers
+  const int* centers = nullptr;    ///< (n_centers,) center atom indices, each at most once
+  const int* offsets = nullptr;    ///< (n_centers + 1,) non-decreasing, offsets[0] >= 0
+  const int* neighbors = nullptr;  ///< (offsets[n_centers],) neighbor atom indices
 };
 
 /// Graph from an MD engine's neighbor list, with a cached topology.
