@@ -79,22 +79,10 @@ py::tuple compute_nlist(DeepPot& dp, const F64& x, const I32& atype, int nlocal,
   if (nlocal < 0 || nlocal > nall) throw dpgraph::Error("need 0 <= nlocal <= nall = len(atype)");
   if (offsets.size() != inum + 1) throw dpgraph::Error("offsets must have len(ilist) + 1 entries");
   if (mapping && mapping->size() != nall) throw dpgraph::Error("mapping must have nall entries");
-  // LAMMPS indexes numneigh/firstneigh by atom: scatter the CSR rows accordingly
-  std::vector<int> numneigh(nall, 0);
-  std::vector<int*> firstneigh(nall, nullptr);
-  auto* nb = const_cast<int*>(neighbors.data());
-  std::vector<char> seen(nall, 0);
-  for (int ii = 0; ii < inum; ++ii) {
-    const int i = ilist.data()[ii];
-    if (i < 0 || i >= nall) throw dpgraph::Error("ilist entries must be in [0, nall)");
-    if (seen[i]) throw dpgraph::Error("atom " + std::to_string(i) + " appears twice in ilist");
-    seen[i] = 1;
-    const int lo = offsets.data()[ii], hi = offsets.data()[ii + 1];
-    if (lo < 0 || hi < lo || hi > neighbors.size()) throw dpgraph::Error("offsets must be non-decreasing within neighbors");
-    numneigh[i] = hi - lo;
-    firstneigh[i] = nb + lo;
-  }
-  dpgraph::NeighborList list{inum, ilist.data(), numneigh.data(), firstneigh.data()};
+  if (inum > 0 && offsets.data()[inum] > neighbors.size())
+    throw dpgraph::Error("offsets[-1] = " + std::to_string(offsets.data()[inum]) + " is beyond the " +
+                         std::to_string(neighbors.size()) + " entries of neighbors");
+  const dpgraph::NeighborList list{inum, ilist.data(), offsets.data(), neighbors.data()};
   dpgraph::Outputs o;
   {
     py::gil_scoped_release release;
@@ -125,6 +113,19 @@ PYBIND11_MODULE(_core, m) {
   m.def("cpu_capability", &dpgraph::cpu_capability, "ISA of torch's CPU kernels in this process");
   m.def("read_package_metadata", &dpgraph::read_package_metadata, py::arg("path"),
         "Metadata map of a .pt2, read by the C++ runtime");
+  m.def("check_metadata", &dpgraph::check_metadata, py::arg("metadata"), py::arg("path"), py::arg("device") = "",
+        py::arg("cpu_isa") = "",
+        "Refuse (dpgraph._core.Error) a package this process cannot run; returns its ModelInfo");
+  py::class_<dpgraph::ModelInfo>(m, "ModelInfo", "What a checked package says about itself")
+      .def_readonly("path", &dpgraph::ModelInfo::path)
+      .def_readonly("metadata", &dpgraph::ModelInfo::metadata)
+      .def_readonly("type_map", &dpgraph::ModelInfo::type_map)
+      .def_readonly("rcut", &dpgraph::ModelInfo::rcut, "Å")
+      .def_readonly("receptive_field", &dpgraph::ModelInfo::receptive_field, "Å")
+      .def_property_readonly("dtype", [](const dpgraph::ModelInfo& i) { return i.dtype == at::kDouble ? "float64" : "float32"; })
+      .def_readonly("device", &dpgraph::ModelInfo::device)
+      .def_readonly("cpu_isa", &dpgraph::ModelInfo::cpu_isa)
+      .def_readonly("outputs", &dpgraph::ModelInfo::outputs);
   m.def("build_graph", &build_graph, py::arg("coords"), py::arg("atype"), py::arg("cell"), py::arg("pbc"),
         py::arg("rcut"), "C++ cell-list NeighborGraph (float64) as numpy arrays, for tests");
 

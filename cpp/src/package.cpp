@@ -8,8 +8,9 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "dpgraph/error.h"
-#include "dpgraph/json.h"
 #include "dpgraph/version.h"
 #include "dpgraph/zip_archive.h"
 
@@ -26,6 +27,17 @@ int isa_rank(const std::string& isa) {
   if (isa == "avx512") return 2;
   if (isa == "avx2") return 1;
   return 0;
+}
+
+// The package metadata is JSON: a flat object of strings, some of which hold
+// JSON themselves (type_map, outputs: arrays of strings).
+template <class T>
+T parse_json_as(const std::string& text, const std::string& what) {
+  try {
+    return nlohmann::json::parse(text).get<T>();
+  } catch (const nlohmann::json::exception& err) {
+    throw Error("malformed " + what + " in the package metadata (" + err.what() + ")");
+  }
 }
 
 double to_double(const std::map<std::string, std::string>& m, const std::string& key, const std::string& path) {
@@ -61,13 +73,18 @@ std::map<std::string, std::string> read_package_metadata(const std::string& path
   }
   if (!found)
     throw Error(path + " is not an AOTInductor package (no compiled model inside); export it with `dpgraph export`");
-  return json::parse_string_map(meta_text);
+  return parse_json_as<std::map<std::string, std::string>>(meta_text, "wrapper_metadata.json");
 }
 
 ModelInfo check_package(const std::string& path, const std::string& device) {
+  return check_metadata(read_package_metadata(path), path, device);
+}
+
+ModelInfo check_metadata(const std::map<std::string, std::string>& metadata, const std::string& path,
+                         const std::string& device, const std::string& cpu_isa) {
   ModelInfo info;
   info.path = path;
-  info.metadata = read_package_metadata(path);
+  info.metadata = metadata;
   const auto& m = info.metadata;
   auto get = [&](const std::string& k) {
     auto it = m.find(k);
@@ -102,7 +119,7 @@ ModelInfo check_package(const std::string& path, const std::string& device) {
   if (info.cpu_isa != "default" && info.cpu_isa != "avx2" && info.cpu_isa != "avx512")
     throw Error(path + " targets an unknown CPU instruction set '" + info.cpu_isa + "'" + kReexport);
   if (info.device == "cpu") {
-    const std::string have = cpu_capability();
+    const std::string have = cpu_isa.empty() ? cpu_capability() : cpu_isa;
     if (isa_rank(info.cpu_isa) > isa_rank(have))
       throw Error(path + " contains " + info.cpu_isa + " code but this CPU supports only " + have +
                   "; export a portable package (dpgraph export --portable) or export on this machine");
@@ -113,8 +130,8 @@ ModelInfo check_package(const std::string& path, const std::string& device) {
     throw Error(path + " targets unknown device '" + info.device + "'" + kReexport);
   }
   try {
-    info.type_map = json::parse_string_list(get("type_map"));
-    info.outputs = json::parse_string_list(get("outputs"));
+    info.type_map = parse_json_as<std::vector<std::string>>(get("type_map"), "type_map");
+    info.outputs = parse_json_as<std::vector<std::string>>(get("outputs"), "outputs");
   } catch (const Error& err) {
     throw Error(path + ": " + err.what() + kReexport);
   }

@@ -154,4 +154,27 @@ TEST(Metadata, ReadsTypeMapAndCutoff) {
   EXPECT_EQ(info.outputs.size(), 5u);
 }
 
+// check_metadata on a map edited from a real package's: every malformed field is named.
+void expect_metadata_refused(const std::string& key, const std::string& value, const std::string& cause,
+                             const std::string& cpu_isa = "") {
+  auto meta = dpgraph::read_package_metadata(fixtures::path("model.pt2"));
+  meta[key] = value;
+  try {
+    dpgraph::check_metadata(meta, "m.pt2", "", cpu_isa);
+    FAIL() << key << " = " << value << " was accepted";
+  } catch (const dpgraph::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(cause), std::string::npos) << e.what();
+  }
+}
+
+TEST(Metadata, MalformedFieldsAreRefused) {
+  expect_metadata_refused("type_map", "[\"O\", ", "malformed type_map");
+  expect_metadata_refused("type_map", "[1, 2]", "malformed type_map");
+  expect_metadata_refused("type_map", "[]", "empty type_map");
+  expect_metadata_refused("outputs", "{}", "malformed outputs");
+  expect_metadata_refused("rcut", "six", "malformed 'rcut'");
+  expect_metadata_refused("cpu_isa", "avx512", "--portable", "default");
+  expect_metadata_refused("cpu_isa", "sse9", "unknown CPU instruction set");
+}
+
 }  // namespace

@@ -28,19 +28,19 @@ def test_import_refuses_other_torch(monkeypatch):
 
 def _meta(**changes):
     meta = {
-        "dpgraph.format": "dpgraph", "abi_version": "1", "torch_version": torch.__version__,
-        "dtype": "float64", "device": "cpu", "cpu_isa": "avx2",
+        "dpgraph.format": "dpgraph", "abi_version": str(dpgraph.ABI_VERSION), "torch_version": torch.__version__,
+        "dtype": "float64", "device": "cpu", "cpu_isa": "avx2", "type_map": '["O", "H"]',
+        "outputs": '["energy"]', "rcut": "6.0",
     }
     meta.update(changes)
     return meta
 
 
-def test_isa_refusal(monkeypatch):
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")
+def test_isa_refusal():
     with pytest.raises(PackageError, match="--portable"):
-        check_metadata(_meta(cpu_isa="avx512"), "m.pt2")
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
-    check_metadata(_meta(cpu_isa="avx2"), "m.pt2")
+        check_metadata(_meta(cpu_isa="avx512"), "m.pt2", cpu_isa="default")
+    info = check_metadata(_meta(cpu_isa="avx2"), "m.pt2", cpu_isa="avx512")
+    assert (info.type_map, info.rcut, info.dtype) == (["O", "H"], 6.0, "float64")
 
 
 def test_device_refusal():
@@ -49,3 +49,14 @@ def test_device_refusal():
     if not torch.cuda.is_available():
         with pytest.raises(PackageError, match="needs CUDA"):
             check_metadata(_meta(device="cuda"), "m.pt2", device="cuda")
+    with pytest.raises(PackageError, match="unknown device"):
+        check_metadata(_meta(), "m.pt2", device="tpu")
+
+
+def test_malformed_metadata_is_refused():
+    with pytest.raises(PackageError, match="malformed type_map"):
+        check_metadata(_meta(type_map="[O, H"), "m.pt2")
+    with pytest.raises(PackageError, match="malformed 'rcut'"):
+        check_metadata(_meta(rcut="six"), "m.pt2")
+    with pytest.raises(PackageError, match="no 'rcut'"):
+        check_metadata({k: v for k, v in _meta().items() if k != "rcut"}, "m.pt2")

@@ -37,9 +37,16 @@ struct ModelInfo {
 /// zip archive, is an AOTInductor package and that every member is intact).
 std::map<std::string, std::string> read_package_metadata(const std::string& path);
 
-/// Parse the metadata and refuse what this process cannot run on `device`
-/// ("cpu", "cuda", "cuda:1"; empty = the package's own device).
+/// Read and check a package: check_metadata(read_package_metadata(path), path, device).
 ModelInfo check_package(const std::string& path, const std::string& device = "");
+
+/// Parse the metadata and refuse what this process cannot run on `device`
+/// ("cpu", "cuda", "cuda:1"; empty = the package's own device). `cpu_isa` is
+/// the CPU's instruction set to check the package's code against (empty =
+/// cpu_capability()). The one metadata check of dpgraph: the Python loader
+/// (dpgraph.export.load_package) calls it through the bindings.
+ModelInfo check_metadata(const std::map<std::string, std::string>& metadata, const std::string& path,
+                         const std::string& device = "", const std::string& cpu_isa = "");
 
 /// The ISA torch's CPU kernels use in this process ("avx512", "avx2", "default").
 std::string cpu_capability();
