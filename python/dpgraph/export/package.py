@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from .. import _core
 from ..graph.neighbor_graph import NeighborGraph
 
 
@@ -27,8 +28,6 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
     Read by the C++ runtime (``dpgraph._core``), which checks every member's CRC.
     """
-    from .. import _core
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model package {path} does not exist")
@@ -46,8 +45,6 @@ def check_metadata(meta: dict[str, str], path, device: str = "cpu", cpu_isa: str
     the instruction set to check against (``"default"``, ``"avx2"``,
     ``"avx512"``; None = this CPU's). Returns the parsed ``dpgraph._core.ModelInfo``.
     """
-    from .. import _core
-
     try:
         return _core.check_metadata(dict(meta), str(path), str(device), cpu_isa or "")
     except _core.Error as err:
