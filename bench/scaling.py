@@ -60,7 +60,6 @@ def _timed(fn) -> float:
 
 def gemm_flops_192(precision: str) -> tuple[float, int]:
     """(GEMM FLOPs of one energy+forces evaluation at 192 atoms, its real edge count)."""
-    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from dpgraph.graph import build_graph
@@ -133,7 +132,8 @@ def main() -> None:
     packages = {p: compile_in_child(me + ["--task", f"compile:{p}"], f"the {p} package") for p in PRECISIONS}
     flops = {p: json.loads(compile_in_child(me + ["--task", f"flops:{p}"], "flop count")) for p in PRECISIONS}
     rate = {p: run_json(me + ["--task", f"gemm:{p}"], 1, 600) for p in PRECISIONS}
-    print(f"DPA1 full size (example config), water, DeepPot (C++), 1 thread, memory budget {args.budget_mb:g} MB; "
+    print(f"DPA1 full size (example config), water, DeepPot (C++), 1 thread, {clock}, "
+          f"memory budget {args.budget_mb:g} MB; "
           f"GEMM rate of this machine (2000^3, 1 thread): fp64 {rate['float64']:.1f}, fp32 {rate['float32']:.1f} GFLOP/s")
     print(f"{'atoms':>7} {'prec':>7} | {'s/eval':>8} {'us/atom':>8} {'vs 192':>7} | {'peak GB':>7} {'B/edge':>7} | "
           f"{'GEMM GF/s':>9} {'of peak':>7} | {'graph %':>7} | fp32 speedup")

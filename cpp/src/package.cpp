@@ -32,11 +32,11 @@ int isa_rank(const std::string& isa) {
 // The package metadata is JSON: a flat object of strings, some of which hold
 // JSON themselves (type_map, outputs: arrays of strings).
 template <class T>
-T parse_json_as(const std::string& text, const std::string& what) {
+T parse_json_as(const std::string& text, const std::string& what, const std::string& path) {
   try {
     return nlohmann::json::parse(text).get<T>();
   } catch (const nlohmann::json::exception& err) {
-    throw Error("malformed " + what + " in the package metadata (" + err.what() + ")");
+    throw Error(path + " has a malformed " + what + " in its metadata (" + err.what() + ")" + kReexport);
   }
 }
 
@@ -73,7 +73,7 @@ std::map<std::string, std::string> read_package_metadata(const std::string& path
   }
   if (!found)
     throw Error(path + " is not an AOTInductor package (no compiled model inside); export it with `dpgraph export`");
-  return parse_json_as<std::map<std::string, std::string>>(meta_text, "wrapper_metadata.json");
+  return parse_json_as<std::map<std::string, std::string>>(meta_text, "wrapper_metadata.json", path);
 }
 
 ModelInfo check_package(const std::string& path, const std::string& device) {
@@ -129,12 +129,8 @@ ModelInfo check_metadata(const std::map<std::string, std::string>& metadata, con
   } else {
     throw Error(path + " targets unknown device '" + info.device + "'" + kReexport);
   }
-  try {
-    info.type_map = parse_json_as<std::vector<std::string>>(get("type_map"), "type_map");
-    info.outputs = parse_json_as<std::vector<std::string>>(get("outputs"), "outputs");
-  } catch (const Error& err) {
-    throw Error(path + ": " + err.what() + kReexport);
-  }
+  info.type_map = parse_json_as<std::vector<std::string>>(get("type_map"), "type_map", path);
+  info.outputs = parse_json_as<std::vector<std::string>>(get("outputs"), "outputs", path);
   if (info.type_map.empty()) throw Error(path + " has an empty type_map" + kReexport);
   info.rcut = to_double(m, "rcut", path);
   info.receptive_field = m.count("receptive_field") ? to_double(m, "receptive_field", path) : info.rcut;

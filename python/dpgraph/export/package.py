@@ -3,9 +3,9 @@
 The metadata is read from the zip archive and checked *before* the native
 loader touches the file, so a foreign, corrupt or mismatched package gets a
 clear :class:`PackageError` instead of a crash. Reading and checking are the
-C++ runtime's (one implementation for Python, C++ and LAMMPS). Inputs are validated before every
-run: AOTInductor itself checks nothing and returns wrong forces for, e.g.,
-int32 indices.
+C++ runtime's (one implementation for Python, C++ and LAMMPS). Inputs are
+validated before every run: AOTInductor itself checks nothing and returns
+wrong forces for, e.g., int32 indices.
 """
 
 from __future__ import annotations
